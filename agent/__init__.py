@@ -1,0 +1,1 @@
+"""mmw agent package."""

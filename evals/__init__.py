@@ -1,0 +1,1 @@
+"""mmw evals package."""

@@ -1,0 +1,1 @@
+"""mmw sandbox package."""

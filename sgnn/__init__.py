@@ -1,0 +1,1 @@
+"""mmw sgnn package."""

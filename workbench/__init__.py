@@ -1,0 +1,1 @@
+"""mmw workbench package."""
