@@ -1,0 +1,48 @@
+"""The model language: declare mechanistic models as symbolic (sympy) objects.
+
+This package imports without torch, so the sandbox image can load DSL modules with only
+numpy, scipy and sympy. The torch parts (compiled simulator, likelihoods, fitting) live in
+``mechanistic.simulate``, ``mechanistic.observation`` and ``mechanistic.fit``.
+"""
+
+from sympy import Heaviside, Max, Min, Piecewise, cos, exp, log, sin, sqrt, tanh
+
+from mechanistic.errors import DataError, ModelError, SerializationError
+from mechanistic.model import Model
+from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Noise, Poisson, PropAdd
+from mechanistic.priors import Fixed, HalfNormal, LogNormal, LogUniform, Normal, Prior, Uniform
+from mechanistic.serialize import model_from_dict, model_from_json, model_to_dict, model_to_json
+
+__all__ = [
+    "DataError",
+    "Fixed",
+    "Gaussian",
+    "HalfNormal",
+    "Heaviside",
+    "LogNormal",
+    "LogNormalNoise",
+    "LogUniform",
+    "Max",
+    "Min",
+    "Model",
+    "ModelError",
+    "NegBinomial",
+    "Noise",
+    "Normal",
+    "Piecewise",
+    "Poisson",
+    "Prior",
+    "PropAdd",
+    "SerializationError",
+    "Uniform",
+    "cos",
+    "exp",
+    "log",
+    "model_from_dict",
+    "model_from_json",
+    "model_to_dict",
+    "model_to_json",
+    "sin",
+    "sqrt",
+    "tanh",
+]

@@ -1,0 +1,17 @@
+"""Errors raised for bad user input; their messages say what is wrong and what to do."""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "ModelError", "SerializationError"]
+
+
+class ModelError(ValueError):
+    """A model declaration is invalid (unknown symbol, duplicate name, bad argument)."""
+
+
+class SerializationError(ModelError):
+    """Model JSON is malformed, uses an unknown node type or references an unknown symbol."""
+
+
+class DataError(ValueError):
+    """Observation data cannot be used as given (bad CSV, non-monotonic time, unknown columns)."""
