@@ -1,0 +1,260 @@
+"""The ``local`` backend: namespaces and rlimits, for machines with no container engine.
+
+Preference order, strongest first:
+
+1. ``bwrap`` (bubblewrap): new user, pid, net, ipc, uts and mount namespaces;
+   the code sees only the interpreter's own directories (read-only), a fresh
+   ``/tmp``, and its work dir. Never all of ``/``: a read-only bind of ``/``
+   still exposes host Unix sockets (a container engine's socket is a root
+   escape), and ``connect()`` needs no write permission.
+2. ``unshare``: pid and net namespaces (no network, the tree dies with its
+   init) but the host filesystem stays visible.
+3. ``plain``: an ordinary subprocess, flagged ``isolated=False``; refused
+   unless ``LocalConfig.allow_unisolated`` is set.
+
+All modes: rlimits (CPU, data, file size, open files, no core), a new
+session, a pids cgroup where one can be created (which also kills every
+process of the run however it forked), wall-clock kill, output caps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox import supervise
+from sandbox.cgroup import PidsCgroup
+from sandbox.spec import (
+    Guarantees,
+    LimitHit,
+    Limits,
+    RunResult,
+    RunSpec,
+    SandboxError,
+    failed_result,
+)
+
+MODES = ("auto", "bwrap", "unshare", "plain")
+
+_BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/sandbox",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONPATH": "/opt/mmw",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """How the local backend isolates.
+
+    ``python``: the interpreter that ``python``/``python3`` in argv means
+    (default: the one running mmw, whose numpy/scipy/sympy the code may use).
+    ``mmw_root``: directory holding the ``mechanistic`` package, exposed
+    read-only at ``/opt/mmw`` so DSL modules can import it.
+    """
+
+    mode: str = "auto"
+    allow_unisolated: bool = False
+    python: str = sys.executable
+    mmw_root: str = str(Path(__file__).resolve().parent.parent)
+    use_cgroup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"LocalConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if not os.path.isabs(self.python):
+            raise ValueError("LocalConfig.python must be an absolute path")
+
+
+def _works(argv: list[str]) -> bool:
+    try:
+        r = subprocess.run(argv, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def probe_mode(config: LocalConfig) -> str | None:
+    """The strongest mode that actually works here (None: nothing allowed works)."""
+    wanted = ["bwrap", "unshare", "plain"] if config.mode == "auto" else [config.mode]
+    for mode in wanted:
+        if mode == "bwrap":
+            bw = shutil.which("bwrap")
+            if bw and _works([bw, *_bwrap_fs_args(config), "--unshare-all", "--die-with-parent",
+                              "--", "/bin/true"]):
+                return mode
+        elif mode == "unshare":
+            un = shutil.which("unshare")
+            if un and _works([un, *_UNSHARE_FLAGS, "--", "/bin/true"]):
+                return mode
+        elif mode == "plain" and config.allow_unisolated:
+            return mode
+    return None
+
+
+_UNSHARE_FLAGS = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child",
+                  "--mount-proc", "--net", "--ipc", "--uts"]
+
+
+def _python_roots(python: str) -> list[str]:
+    """Directories the interpreter needs: its prefixes and site-packages, nothing else."""
+    roots = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(python))}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            roots.add(p)
+    # /usr is bound whole; anything under it needs no extra bind
+    out = sorted(r for r in roots if r and not r.startswith("/usr/") and os.path.exists(r))
+    pruned: list[str] = []
+    for r in out:
+        if not any(r == p or r.startswith(p.rstrip("/") + "/") for p in pruned):
+            pruned.append(r)
+    return pruned
+
+
+def _bwrap_fs_args(config: LocalConfig) -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf"):
+        if os.path.exists(f):
+            args += ["--ro-bind", f, f]
+    for root in _python_roots(config.python):
+        args += ["--ro-bind", root, root]
+    mech = os.path.join(config.mmw_root, "mechanistic")
+    if os.path.isdir(mech):
+        args += ["--ro-bind", mech, "/opt/mmw/mechanistic"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    return args
+
+
+class LocalSandbox:
+    """Runs a spec in a fresh host temp dir under bwrap / unshare / plain subprocess."""
+
+    name = "local"
+
+    def __init__(self, config: LocalConfig | None = None) -> None:
+        self.config = config or LocalConfig()
+        mode = probe_mode(self.config)
+        if mode is None:
+            raise SandboxError(
+                f"no local isolation available (mode={self.config.mode!r}): install bubblewrap "
+                "(apt-get install bubblewrap), or allow an unisolated subprocess with "
+                "LocalConfig(allow_unisolated=True)"
+            )
+        self.mode = mode
+        self._cgroup_ok = self.config.use_cgroup and PidsCgroup.available()
+
+    def guarantees(self) -> Guarantees:
+        notes = []
+        if not self._cgroup_ok:
+            notes.append("process count bounded only by the wall clock (no writable pids cgroup;"
+                         " RLIMIT_NPROC is ignored for root)")
+        notes.append("memory bounded by RLIMIT_DATA (heap and anonymous mmap), not a cgroup")
+        notes.append("work dir is a host temp dir: disk use bounded per file by RLIMIT_FSIZE")
+        pids = "cgroup pids.max" if self._cgroup_ok else "wall clock only"
+        if self.mode == "bwrap":
+            return Guarantees(
+                backend="local/bwrap", isolated=True, network="none",
+                filesystem="interpreter dirs and /usr read-only, fresh /tmp, work dir",
+                memory="rlimit-data", pids=pids, process_tree_killed=True, notes=tuple(notes))
+        if self.mode == "unshare":
+            return Guarantees(
+                backend="local/unshare", isolated=True, network="none",
+                filesystem="host filesystem visible with the caller's permissions",
+                memory="rlimit-data", pids=pids, process_tree_killed=True,
+                notes=(*notes, "no filesystem isolation: host files are readable"))
+        return Guarantees(
+            backend="local/plain", isolated=False, network="host",
+            filesystem="host filesystem visible with the caller's permissions",
+            memory="rlimit-data", pids=pids, process_tree_killed=self._cgroup_ok,
+            notes=(*notes, "UNISOLATED: network and host files are reachable"))
+
+    def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
+        argv = list(spec.argv)
+        if argv[0] in ("python", "python3"):
+            argv[0] = self.config.python
+        env = {**_BASE_ENV, **spec.env}
+        if self.mode == "bwrap":
+            bw = [shutil.which("bwrap") or "bwrap", "--bind", workdir, "/sandbox",
+                  *_bwrap_fs_args(self.config), "--chdir", "/sandbox",
+                  "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                  "--hostname", "sandbox", "--uid", "65534", "--gid", "65534", "--clearenv"]
+            for k, v in env.items():
+                bw += ["--setenv", k, v]
+            return [*bw, "--", *argv], workdir, {}
+        env["HOME"] = workdir
+        env["PYTHONPATH"] = os.path.join(workdir, ".mmw")
+        if self.mode == "unshare":
+            return [shutil.which("unshare") or "unshare", *_UNSHARE_FLAGS, "--", *argv], workdir, env
+        return argv, workdir, env
+
+    def run(self, spec: RunSpec) -> RunResult:
+        g = self.guarantees()
+        workdir = tempfile.mkdtemp(prefix="mmw-sandbox-")
+        cgroup = PidsCgroup.create(spec.limits.pids) if self._cgroup_ok else None
+        try:
+            supervise.write_files(workdir, spec.files)
+            if self.mode != "bwrap":  # no bind mounts: give mechanistic a path in the work dir
+                mech = os.path.join(self.config.mmw_root, "mechanistic")
+                if os.path.isdir(mech):
+                    os.makedirs(os.path.join(workdir, ".mmw"), exist_ok=True)
+                    os.symlink(mech, os.path.join(workdir, ".mmw", "mechanistic"))
+            os.chmod(workdir, 0o777)
+            argv, cwd, env = self._argv(spec, workdir)
+            limits = _limit_dict(spec.limits)
+            rl = supervise.rlimit_setter(limits)
+
+            def preexec() -> None:
+                if cgroup is not None:
+                    cgroup.join_self()
+                rl()
+
+            def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+                supervise._kill_group(proc)
+                if cgroup is not None:
+                    cgroup.kill_all()
+
+            out = supervise.supervise(argv, cwd=cwd, env=env, limits=limits, stdin=spec.stdin,
+                                      preexec_fn=preexec, kill_tree=kill_tree)
+            files = supervise.collect_files(workdir, spec.collect, spec.limits.collect_bytes)
+        except Exception as exc:  # the sandbox failed, not the code: still a result
+            return failed_result(self.name, g, f"{type(exc).__name__}: {exc}")
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+            shutil.rmtree(workdir, ignore_errors=True)
+        return result_from_dict(out, files, self.name, g)
+
+
+def _limit_dict(limits: Limits) -> dict[str, float]:
+    from dataclasses import asdict
+
+    return asdict(limits)
+
+
+def result_from_dict(out: dict, files: dict, backend: str, g: Guarantees) -> RunResult:
+    """Build a RunResult from :func:`sandbox.supervise.supervise`'s dict."""
+    lh = out.get("limit_hit")
+    return RunResult(
+        exit_code=out["exit_code"], signal=out["signal"], timed_out=out["timed_out"],
+        limit_hit=LimitHit(lh) if lh else None,
+        stdout=out["stdout"].decode("utf-8", "replace"),
+        stderr=out["stderr"].decode("utf-8", "replace"),
+        stdout_truncated=out["stdout_truncated"], stderr_truncated=out["stderr_truncated"],
+        files=files, wall_s=out["wall_s"], backend=backend, guarantees=g,
+    )
