@@ -1,0 +1,281 @@
+"""Interventions and control schedules, as data.
+
+A counterfactual is the fitted model simulated under an intervention, so interventions
+are plain JSON a person can read and an LLM can write, validated against the model's
+own names before any simulation runs. Windows are half-open, ``[start, end)``.
+
+JSON forms (a list of these, or ``{"interventions": [...]}``)::
+
+    {"kind": "set",      "target": "beta", "value": 0.1,  "start": 70, "end": 120}
+    {"kind": "scale",    "target": "contact_reduction", "factor": 0.5, "start": 70}
+    {"kind": "dose",     "state": "gut", "amount": 100, "times": [0, 12, 24]}
+    {"kind": "transfer", "source": "S", "target": "R", "rate": 0.01, "start": 70}
+
+``set``/``scale`` act on a parameter or a control; ``transfer`` moves ``rate`` x source
+per unit time from one state to another (for example vaccination).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mechanistic.errors import ModelError
+from mechanistic.model import Model
+
+__all__ = [
+    "ControlSchedule",
+    "Dose",
+    "Intervention",
+    "Scale",
+    "SetValue",
+    "Transfer",
+    "interventions_from_json",
+    "interventions_to_json",
+    "load_interventions",
+    "validate_interventions",
+]
+
+
+def _num(value: Any, what: str, allow_inf: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ModelError(f"{what} must be a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ModelError(f"{what} must be finite, got {value!r}")
+    return value
+
+
+def _window(kind: str, start: Any, end: Any) -> tuple[float, float]:
+    lo = _num(start, f"{kind} intervention 'start'")
+    hi = math.inf if end is None else _num(end, f"{kind} intervention 'end'", allow_inf=True)
+    if not lo < hi:
+        raise ModelError(f"{kind} intervention needs start < end, got start={lo}, end={hi}")
+    return lo, hi
+
+
+class Intervention:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+        if out.get("end") == math.inf:
+            out["end"] = None
+        if "times" in out:
+            out["times"] = list(out["times"])
+        return out
+
+    def breakpoints(self) -> list[float]:
+        """Times at which the dynamics change: the integrator steps onto these exactly."""
+        return [self.start, self.end]
+
+    def active(self, t: float) -> bool:
+        return bool(self.start <= t < self.end)
+
+
+@dataclass(frozen=True)
+class SetValue(Intervention):
+    """Hold a parameter or control at ``value`` during the window."""
+
+    target: str
+    value: float
+    start: float = 0.0
+    end: float = math.inf
+    kind: ClassVar[str] = "set"
+
+    def __post_init__(self) -> None:
+        _num(self.value, "set intervention 'value'")
+        _window(self.kind, self.start, self.end)
+
+    def apply(self, base: Any) -> Any:
+        return base * 0.0 + self.value
+
+
+@dataclass(frozen=True)
+class Scale(Intervention):
+    """Multiply a parameter or control by ``factor`` during the window."""
+
+    target: str
+    factor: float
+    start: float = 0.0
+    end: float = math.inf
+    kind: ClassVar[str] = "scale"
+
+    def __post_init__(self) -> None:
+        _num(self.factor, "scale intervention 'factor'")
+        _window(self.kind, self.start, self.end)
+
+    def apply(self, base: Any) -> Any:
+        return base * self.factor
+
+
+@dataclass(frozen=True)
+class Dose(Intervention):
+    """Add ``amount`` to a state at each of ``times`` (a bolus, an impulse)."""
+
+    state: str
+    amount: float
+    times: tuple[float, ...] = field(default=(0.0,))
+    kind: ClassVar[str] = "dose"
+
+    def __post_init__(self) -> None:
+        _num(self.amount, "dose intervention 'amount'")
+        times = tuple(_num(t, "dose intervention time") for t in self.times)
+        if not times:
+            raise ModelError("dose intervention needs at least one time in 'times'")
+        object.__setattr__(self, "times", tuple(sorted(times)))
+
+    def breakpoints(self) -> list[float]:
+        return list(self.times)
+
+    def active(self, t: float) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Transfer(Intervention):
+    """Move ``rate`` x source per unit time from ``source`` to ``target`` in the window."""
+
+    source: str
+    target: str
+    rate: float
+    start: float = 0.0
+    end: float = math.inf
+    kind: ClassVar[str] = "transfer"
+
+    def __post_init__(self) -> None:
+        if _num(self.rate, "transfer intervention 'rate'") < 0:
+            raise ModelError("transfer intervention 'rate' must be >= 0 (a fraction per time)")
+        if self.source == self.target:
+            raise ModelError("transfer intervention needs different source and target states")
+        _window(self.kind, self.start, self.end)
+
+
+_KINDS: dict[str, type[Intervention]] = {
+    c.kind: c for c in (SetValue, Scale, Dose, Transfer)
+}
+_REQUIRED: dict[str, set[str]] = {
+    "set": {"target", "value"},
+    "scale": {"target", "factor"},
+    "dose": {"state", "amount", "times"},
+    "transfer": {"source", "target", "rate"},
+}
+_OPTIONAL: dict[str, set[str]] = {
+    "set": {"start", "end"}, "scale": {"start", "end"}, "dose": set(),
+    "transfer": {"start", "end"},
+}
+
+
+def intervention_from_dict(data: Any, index: int = 0) -> Intervention:
+    where = f"intervention [{index}]"
+    if not isinstance(data, dict):
+        raise ModelError(f"{where} must be an object, got {data!r}")
+    kind = data.get("kind")
+    cls = _KINDS.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ModelError(f"{where}: unknown kind {kind!r}; use one of {sorted(_KINDS)}")
+    args = {k: v for k, v in data.items() if k != "kind"}
+    missing = _REQUIRED[kind] - set(args)
+    extra = set(args) - _REQUIRED[kind] - _OPTIONAL[kind]
+    if missing or extra:
+        raise ModelError(f"{where} ({kind}): missing {sorted(missing)}, unknown {sorted(extra)}; "
+                         f"fields are {sorted(_REQUIRED[kind] | _OPTIONAL[kind])}")
+    if args.get("end", 0) is None:
+        args["end"] = math.inf
+    if kind == "dose":
+        times = args["times"]
+        args["times"] = tuple(times) if isinstance(times, list) else (times,)
+    for key in ("target", "state", "source"):
+        if key in args and not isinstance(args[key], str):
+            raise ModelError(f"{where} ({kind}): {key!r} must be a name, got {args[key]!r}")
+    try:
+        return cls(**args)
+    except ModelError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+
+
+def interventions_from_json(data: Any) -> list[Intervention]:
+    """Parse the JSON form: a list, one intervention object, or {"interventions": [...]}."""
+    if isinstance(data, dict) and "interventions" in data:
+        data = data["interventions"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ModelError("interventions must be a JSON list of intervention objects")
+    return [intervention_from_dict(d, i) for i, d in enumerate(data)]
+
+
+def interventions_to_json(items: Iterable[Intervention]) -> list[dict[str, Any]]:
+    return [i.to_dict() for i in items]
+
+
+def load_interventions(path: str | Path) -> list[Intervention]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON: {exc}") from None
+    return interventions_from_json(data)
+
+
+def validate_interventions(model: Model, items: Sequence[Intervention]) -> None:
+    """Check every intervention names things this model declares."""
+    targets = set(model.params_) | set(model.controls_)
+    for i, item in enumerate(items):
+        where = f"intervention [{i}] ({item.kind})"
+        if isinstance(item, SetValue | Scale):
+            if item.target not in targets:
+                raise ModelError(f"{where}: {item.target!r} is not a parameter or control of "
+                                 f"{model.name!r}; choose one of {sorted(targets)}")
+        elif isinstance(item, Dose):
+            if item.state not in model.states_:
+                raise ModelError(f"{where}: {item.state!r} is not a state; states: "
+                                 f"{model.state_names}")
+        elif isinstance(item, Transfer):
+            for name in (item.source, item.target):
+                if name not in model.states_:
+                    raise ModelError(f"{where}: {name!r} is not a state; states: "
+                                     f"{model.state_names}")
+
+
+@dataclass(frozen=True)
+class ControlSchedule:
+    """A piecewise-constant control: ``values[i]`` holds on ``[times[i], times[i+1])``.
+
+    Before ``times[0]`` the control has its declared default.
+    """
+
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        times = tuple(_num(t, "control schedule time", allow_inf=True) for t in self.times)
+        if any(t == math.inf for t in times):
+            raise ModelError("control schedule times must be finite (or -inf for 'always')")
+        values = tuple(_num(v, "control schedule value") for v in self.values)
+        if len(times) != len(values) or not times:
+            raise ModelError("control schedule needs equally many (>= 1) times and values")
+        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            raise ModelError("control schedule times must be strictly increasing")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+
+    def value_at(self, t: float, default: float) -> float:
+        value = default
+        for time, v in zip(self.times, self.values, strict=True):
+            if t >= time:
+                value = v
+        return value
+
+    @classmethod
+    def from_json(cls, data: Any, name: str = "control") -> ControlSchedule:
+        """``{"times": [...], "values": [...]}``, or a bare number for a constant."""
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return cls((-math.inf,), (float(data),))
+        if not isinstance(data, Mapping) or set(data) != {"times", "values"}:
+            raise ModelError(f"control {name!r}: schedule must be a number or "
+                             f'{{"times": [...], "values": [...]}}')
+        return cls(tuple(data["times"]), tuple(data["values"]))

@@ -1,0 +1,490 @@
+"""The compiled batched simulator (torch).
+
+One entry point, :meth:`CompiledModel.simulate`, takes a solver strategy object
+(:class:`RK4` or :class:`Dopri5`) and thousands of parameter sets at once. Integration
+runs between *events*: output times, control changes, intervention windows and doses.
+Within an interval between events, controls and interventions are constant, so they are
+decided once in Python and both solvers land exactly on every event: doses are exact
+jumps, windows have sharp edges, and outputs need no interpolation.
+
+A sample whose state turns non-finite or exceeds the divergence threshold is reported in
+``Simulation.status`` and its outputs become NaN from then on; the rest of the batch is
+unaffected (diffrax-style failures as data). Everything is differentiable w.r.t. the
+parameters and the neural terms (discretise-then-optimise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+from torch import nn
+
+from mechanistic.errors import ModelError
+from mechanistic.interventions import (
+    ControlSchedule,
+    Dose,
+    Intervention,
+    Scale,
+    SetValue,
+    Transfer,
+    validate_interventions,
+)
+from mechanistic.model import Model
+from mechanistic.neural import build_neural_modules
+from mechanistic.torch_expr import Program, compile_program
+
+__all__ = ["RK4", "CompiledModel", "Dopri5", "Simulation", "Status", "compile_model"]
+
+ParamInput = Mapping[str, Any] | torch.Tensor
+
+
+class Status(IntEnum):
+    OK = 0
+    NONFINITE = 1
+    DIVERGED = 2
+    MAX_STEPS = 3
+
+
+@dataclass(frozen=True)
+class RK4:
+    """Classical fixed-step Runge-Kutta; ``dt`` is the largest step (cheap, predictable)."""
+
+    dt: float = 0.1
+    divergence_threshold: float = 1e15
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.dt) and self.dt > 0):
+            raise ModelError(f"RK4 needs dt > 0, got {self.dt}")
+
+
+@dataclass(frozen=True)
+class Dopri5:
+    """Adaptive Dormand-Prince 5(4); one step size shared by the batch, error per sample."""
+
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    max_steps: int = 100_000
+    divergence_threshold: float = 1e15
+
+    def __post_init__(self) -> None:
+        if not (self.rtol > 0 and self.atol > 0):
+            raise ModelError("Dopri5 needs rtol > 0 and atol > 0")
+        if self.max_steps < 1:
+            raise ModelError("Dopri5 needs max_steps >= 1")
+
+
+Solver = RK4 | Dopri5
+
+
+@dataclass
+class Simulation:
+    """States and observables on the output grid, with a status per sample."""
+
+    t: torch.Tensor                      # [T]
+    states: torch.Tensor                 # [B, T, S]
+    observables: torch.Tensor            # [B, T, O]
+    status: torch.Tensor                 # [B] int64, values of :class:`Status`
+    state_names: list[str] = field(default_factory=list)
+    observable_names: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> torch.Tensor:
+        return self.status == Status.OK
+
+    def state(self, name: str) -> torch.Tensor:
+        return self.states[..., self.state_names.index(name)]
+
+    def observable(self, name: str) -> torch.Tensor:
+        return self.observables[..., self.observable_names.index(name)]
+
+    def frame(self, sample: int = 0) -> Any:
+        """One sample as a pandas DataFrame: time, states, observables."""
+        import pandas as pd
+
+        data = {"t": self.t.detach().cpu().numpy()}
+        for i, name in enumerate(self.state_names):
+            data[name] = self.states[sample, :, i].detach().cpu().numpy()
+        for i, name in enumerate(self.observable_names):
+            data[name if name not in data else f"{name}_obs"] = (
+                self.observables[sample, :, i].detach().cpu().numpy())
+        return pd.DataFrame(data)
+
+
+_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
+_DP_A = (
+    (),
+    (1 / 5,),
+    (3 / 40, 9 / 40),
+    (44 / 45, -56 / 15, 32 / 9),
+    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+)
+_DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
+
+
+@dataclass(frozen=True)
+class _Interval:
+    """Constant controls/interventions between two events."""
+
+    start: float
+    end: float
+    overrides: tuple[Intervention, ...]
+    controls: dict[str, float]
+    transfer: tuple[Transfer, ...]
+
+
+class CompiledModel:
+    """A model compiled to torch: simulate many parameter sets at once."""
+
+    def __init__(
+        self,
+        model: Model,
+        neural: nn.ModuleDict | None = None,
+        dtype: torch.dtype = torch.float64,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.dtype = dtype
+        self.state_names = model.state_names
+        self.param_names = model.param_names
+        self.observable_names = model.observable_names
+        self.neural = neural if neural is not None else build_neural_modules(model, seed, dtype)
+        missing = set(model.neural_) - set(self.neural.keys())
+        if missing:
+            raise ModelError(f"no network given for neural term(s) {sorted(missing)}")
+        constants = {sp.Symbol(c.name): c.value for c in model.constants_.values()}
+        rhs = model.rhs()
+        self._rhs = compile_program([rhs[s] for s in self.state_names], self._neural_call,
+                                    constants)
+        inits = model.initial_conditions()
+        self._init = compile_program([inits[s] for s in self.state_names], None, constants)
+        self._obs = compile_program([o.expr for o in model.observables_.values()],
+                                    self._neural_call, constants)
+
+    # ------------------------------------------------------------------ helpers
+    def _neural_call(self, name: str, inputs: Sequence[Any]) -> torch.Tensor:
+        tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+        ref = tensors[0] if tensors else torch.zeros((), dtype=self.dtype)
+        shape = torch.broadcast_shapes(*(x.shape for x in tensors)) if tensors else ()
+        stacked = torch.stack(
+            [x.expand(shape) if isinstance(x, torch.Tensor)
+             else torch.full(shape, float(x), dtype=ref.dtype) for x in inputs], dim=-1)
+        return self.neural[name](stacked)
+
+    def param_table(self, params: ParamInput, batch: int | None = None) -> dict[str, torch.Tensor]:
+        """Every parameter as a [B] tensor; Fixed priors fill in what is not given."""
+        if isinstance(params, torch.Tensor):
+            if params.ndim != 2 or params.shape[1] != len(self.param_names):
+                raise ModelError(f"a parameter tensor must be [batch, {len(self.param_names)}] "
+                                 f"in the order {self.param_names}, got {tuple(params.shape)}")
+            params = {n: params[:, i] for i, n in enumerate(self.param_names)}
+        unknown = set(params) - set(self.param_names)
+        if unknown:
+            raise ModelError(f"unknown parameter(s) {sorted(unknown)}; {self.model.name!r} has "
+                             f"{self.param_names}")
+        values: dict[str, torch.Tensor] = {}
+        for name, p in self.model.params_.items():
+            if name in params:
+                values[name] = torch.as_tensor(params[name], dtype=self.dtype)
+            elif p.fixed:
+                values[name] = torch.tensor(p.prior.typical, dtype=self.dtype)
+            else:
+                missing = [n for n in self.model.free_param_names if n not in params]
+                raise ModelError(f"missing value(s) for parameter(s) {missing}")
+        sizes = {v.numel() for v in values.values() if v.ndim > 0}
+        if batch is None:
+            batch = max(sizes, default=1)
+        for name, v in values.items():
+            if v.ndim > 1 or (v.ndim == 1 and v.numel() not in (1, batch)):
+                raise ModelError(f"parameter {name!r} has {v.numel()} values; expected 1 or "
+                                 f"{batch} (one per sample)")
+            values[name] = v.reshape(-1).expand(batch)
+        return values
+
+    def _intervals(
+        self, t0: float, events: list[float], items: Sequence[Intervention],
+        controls: Mapping[str, ControlSchedule],
+    ) -> list[_Interval]:
+        out = []
+        for a, b in zip([t0, *events[:-1]], events, strict=True):
+            if b <= a:
+                continue
+            mid = 0.5 * (a + b)
+            ctrl = {name: (controls[name].value_at(mid, c.default) if name in controls
+                           else c.default) for name, c in self.model.controls_.items()}
+            for item in items:
+                if isinstance(item, SetValue | Scale) and item.target in ctrl and item.active(mid):
+                    ctrl[item.target] = float(item.apply(ctrl[item.target]))
+            overrides = tuple(i for i in items if isinstance(i, SetValue | Scale)
+                              and i.target in self.model.params_ and i.active(mid))
+            transfer = tuple(i for i in items if isinstance(i, Transfer) and i.active(mid))
+            out.append(_Interval(a, b, overrides, ctrl, transfer))
+        return out
+
+    def _rhs_fn(self, env_base: dict[str, Any], interval: _Interval, batch: int) -> Any:
+        env = dict(env_base)
+        for item in interval.overrides:
+            env[item.target] = item.apply(env[item.target])  # type: ignore[attr-defined]
+        env.update(interval.controls)
+        names = self.state_names
+        index = {n: i for i, n in enumerate(names)}
+        transfer = None
+        if interval.transfer:
+            transfer = torch.zeros(len(names), len(names), dtype=self.dtype)
+            for item in interval.transfer:
+                transfer[index[item.source], index[item.source]] -= item.rate
+                transfer[index[item.source], index[item.target]] += item.rate
+
+        def f(t: float, y: torch.Tensor) -> torch.Tensor:
+            env["t"] = t
+            for i, n in enumerate(names):
+                env[n] = y[i]
+            dy = _stack(self._rhs(env), batch, y, dim=0)
+            return dy if transfer is None else dy + transfer.T @ y
+
+        return f
+
+    # ------------------------------------------------------------------ simulate
+    def simulate(
+        self,
+        params: ParamInput,
+        t_eval: Sequence[float] | np.ndarray | torch.Tensor,
+        *,
+        solver: Solver | None = None,
+        interventions: Sequence[Intervention] = (),
+        controls: Mapping[str, ControlSchedule] | None = None,
+        t0: float | None = None,
+        chunk_size: int = 16384,
+    ) -> Simulation:
+        """Simulate every parameter set; outputs on ``t_eval`` (strictly increasing)."""
+        parts = list(self.iter_simulate(params, t_eval, solver=solver, interventions=interventions,
+                                        controls=controls, t0=t0, chunk_size=chunk_size))
+        first = parts[0]
+        return Simulation(
+            first.t,
+            torch.cat([p.states for p in parts]),
+            torch.cat([p.observables for p in parts]),
+            torch.cat([p.status for p in parts]),
+            self.state_names,
+            self.observable_names,
+        )
+
+    def iter_simulate(
+        self,
+        params: ParamInput,
+        t_eval: Sequence[float] | np.ndarray | torch.Tensor,
+        *,
+        solver: Solver | None = None,
+        interventions: Sequence[Intervention] = (),
+        controls: Mapping[str, ControlSchedule] | None = None,
+        t0: float | None = None,
+        chunk_size: int = 16384,
+    ) -> Iterator[Simulation]:
+        """Like :meth:`simulate`, chunk by chunk, so working memory stays bounded."""
+        solver = solver or RK4()
+        grid = torch.as_tensor(np.asarray(t_eval, dtype=float) if not isinstance(
+            t_eval, torch.Tensor) else t_eval.detach(), dtype=torch.float64).reshape(-1)
+        if grid.numel() == 0 or not torch.isfinite(grid).all():
+            raise ModelError("t_eval must be a non-empty sequence of finite times")
+        if grid.numel() > 1 and not bool((grid[1:] > grid[:-1]).all()):
+            raise ModelError("t_eval must be strictly increasing")
+        times = [float(x) for x in grid]
+        start = times[0] if t0 is None else float(t0)
+        if start > times[0]:
+            raise ModelError(f"t0={start} is after the first output time {times[0]}")
+        items = list(interventions)
+        validate_interventions(self.model, items)
+        controls = dict(controls or {})
+        unknown = set(controls) - set(self.model.controls_)
+        if unknown:
+            raise ModelError(f"unknown control(s) {sorted(unknown)}; {self.model.name!r} has "
+                             f"{self.model.control_names}")
+        breaks = {b for i in items for b in i.breakpoints()}
+        breaks |= {t for s in controls.values() for t in s.times}
+        events = sorted({*times, *(b for b in breaks if start < b <= times[-1])})
+        intervals = self._intervals(start, events, items, controls)
+        doses: dict[float, list[Dose]] = {}
+        for item in items:
+            if isinstance(item, Dose):
+                for t in item.times:
+                    if start <= t <= times[-1]:
+                        doses.setdefault(t, []).append(item)
+        table = self.param_table(params)
+        batch = next(iter(table.values())).shape[0] if table else 1
+        for lo in range(0, batch, chunk_size):
+            chunk = {k: v[lo:lo + chunk_size] for k, v in table.items()}
+            yield self._simulate_chunk(chunk, grid, times, start, intervals, doses, solver, items)
+
+    def _simulate_chunk(
+        self,
+        params: dict[str, torch.Tensor],
+        grid: torch.Tensor,
+        times: list[float],
+        start: float,
+        intervals: list[_Interval],
+        doses: dict[float, list[Dose]],
+        solver: Solver,
+        items: Sequence[Intervention],
+    ) -> Simulation:
+        batch = next(iter(params.values())).shape[0] if params else 1
+        ref = next(iter(params.values())) if params else torch.zeros(1, dtype=self.dtype)
+        y = _stack(self._init(dict(params)), batch, ref, dim=0)  # [S, B]: rows contiguous
+        index = {n: i for i, n in enumerate(self.state_names)}
+        status = torch.zeros(batch, dtype=torch.int64)
+        failed_at = torch.full((batch,), len(times), dtype=torch.int64)
+        outputs: list[torch.Tensor] = []
+        out_set = {t: i for i, t in enumerate(times)}
+        state_box = {"h": None, "steps": 0}
+
+        def at_event(t: float, y: torch.Tensor) -> torch.Tensor:
+            for dose in doses.get(t, ()):
+                bump = torch.zeros(len(self.state_names), 1, dtype=self.dtype)
+                bump[index[dose.state], 0] = dose.amount
+                y = y + bump
+            if t in out_set:
+                outputs.append(y)
+            return y
+
+        y = at_event(start, y)
+        for interval in intervals:
+            f = self._rhs_fn(params, interval, batch)
+            active = status == Status.OK
+            if isinstance(solver, RK4):
+                y = _rk4_interval(f, y, interval.start, interval.end, solver.dt)
+            else:
+                y, exhausted = _dopri5_interval(f, y, interval.start, interval.end, solver,
+                                                state_box, active)
+                newly = exhausted & (status == Status.OK)
+                status = torch.where(newly, int(Status.MAX_STEPS), status)
+            bad_value = ~torch.isfinite(y).all(0)
+            too_big = (y.detach().abs() > solver.divergence_threshold).any(0) & ~bad_value
+            for code, mask in ((Status.NONFINITE, bad_value), (Status.DIVERGED, too_big)):
+                newly = mask & (status == Status.OK)
+                status = torch.where(newly, int(code), status)
+            failed_now = (status != Status.OK) & (failed_at == len(times))
+            failed_at = torch.where(failed_now, len(outputs), failed_at)
+            y = at_event(interval.end, y)
+        states = torch.stack(outputs, dim=0).permute(2, 0, 1).contiguous()
+        ticks = torch.arange(len(times))
+        dead = ticks[None, :] >= failed_at[:, None]
+        states = torch.where(dead[..., None], torch.full_like(states, float("nan")), states)
+        observables = self._observe(states, params, grid.to(self.dtype), items)
+        return Simulation(grid, states, observables, status, self.state_names,
+                          self.observable_names)
+
+    def _observe(self, states: torch.Tensor, params: Mapping[str, torch.Tensor],
+                 grid: torch.Tensor, items: Sequence[Intervention]) -> torch.Tensor:
+        batch, steps = states.shape[0], states.shape[1]
+        if not self.observable_names:
+            return states.new_zeros(batch, steps, 0)
+        env: dict[str, Any] = {name: v[:, None] for name, v in params.items()}
+        env["t"] = grid
+        for i, name in enumerate(self.state_names):
+            env[name] = states[..., i]
+        for name, control in self.model.controls_.items():
+            env[name] = torch.full((steps,), control.default, dtype=self.dtype)
+        for item in items:
+            if isinstance(item, SetValue | Scale) and item.target in env:
+                mask = torch.tensor([item.active(float(t)) for t in grid])
+                env[item.target] = torch.where(mask, item.apply(env[item.target]),
+                                               env[item.target])
+        return _stack(self._obs(env), (batch, steps), states)
+
+    def initial_state(self, params: ParamInput) -> torch.Tensor:
+        table = self.param_table(params)
+        batch = next(iter(table.values())).shape[0] if table else 1
+        ref = next(iter(table.values())) if table else torch.zeros(1, dtype=self.dtype)
+        return _stack(self._init(dict(table)), batch, ref)
+
+    @property
+    def program(self) -> Program:
+        return self._rhs
+
+
+def _stack(values: list[Any], shape: int | tuple[int, ...], ref: torch.Tensor,
+           dim: int = -1) -> torch.Tensor:
+    """Stack per-state (or per-observable) results, broadcasting constants."""
+    size = (shape,) if isinstance(shape, int) else shape
+    cols = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            cols.append(v.expand(size) if tuple(v.shape) != size else v)
+        else:
+            cols.append(torch.full(size, float(v), dtype=ref.dtype))
+    return torch.stack(cols, dim=dim)
+
+
+def _rk4_interval(f: Any, y: torch.Tensor, a: float, b: float, dt: float) -> torch.Tensor:
+    n = max(1, math.ceil((b - a) / dt - 1e-9))
+    h = (b - a) / n
+    t = a
+    for i in range(n):
+        k1 = f(t, y)
+        k2 = f(t + h / 2, y + (h / 2) * k1)
+        k3 = f(t + h / 2, y + (h / 2) * k2)
+        k4 = f(t + h, y + h * k3)
+        y = y + (h / 6) * (k1 + 2 * (k2 + k3) + k4)
+        t = a + (i + 1) * h
+    return y
+
+
+def _dopri5_interval(
+    f: Any, y: torch.Tensor, a: float, b: float, solver: Dopri5, box: dict[str, Any],
+    active: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integrate [a, b] adaptively; returns the state and a mask of samples that ran out
+    of steps. ``box`` carries the proposed step size and the step count across intervals."""
+    t = a
+    k1 = f(t, y)
+    if box["h"] is None:
+        scale = solver.atol + solver.rtol * y.detach().abs()
+        d0 = _rms(y.detach() / scale, active)
+        d1 = _rms(k1.detach() / scale, active)
+        box["h"] = min(0.01 * d0 / d1 if d0 > 1e-5 and d1 > 1e-5 else 1e-6, b - a)
+    while t < b:
+        if box["steps"] >= solver.max_steps or box["h"] < 1e-12 * max(1.0, abs(t)):
+            return y, active.clone()
+        h = min(box["h"], b - t)
+        last = h >= b - t
+        ks = [k1]
+        for c, row in zip(_DP_C[1:6], _DP_A[1:6], strict=True):
+            dy = sum(coef * k for coef, k in zip(row, ks, strict=False) if coef != 0.0)
+            ks.append(f(t + c * h, y + h * dy))
+        y_new = y + h * sum(
+            coef * k for coef, k in zip(_DP_A[6], ks, strict=False) if coef != 0.0)
+        ks.append(f(t + h, y_new))
+        err = h * sum(coef * k for coef, k in zip(_DP_E, ks, strict=True) if coef != 0.0)
+        box["steps"] += 1
+        scale = solver.atol + solver.rtol * torch.maximum(y.detach().abs(), y_new.detach().abs())
+        per_sample = ((err.detach() / scale) ** 2).mean(0).sqrt()
+        healthy = active & torch.isfinite(per_sample) & torch.isfinite(y_new.detach()).all(0)
+        worst = float(per_sample[healthy].max()) if bool(healthy.any()) else 0.0
+        factor = 5.0 if worst == 0.0 else min(5.0, max(0.2, 0.9 * worst ** -0.2))
+        if worst <= 1.0:
+            t = b if last else t + h
+            y, k1, active = y_new, ks[-1], healthy
+            # A step cut short to land on an event says nothing against the proposal.
+            box["h"] = max(box["h"], h * factor) if last else h * factor
+        else:
+            box["h"] = h * factor
+    return y, torch.zeros_like(active)
+
+
+def _rms(x: torch.Tensor, active: torch.Tensor) -> float:
+    if not bool(active.any()):
+        return 0.0
+    return float((x[:, active] ** 2).mean().sqrt())
+
+
+def compile_model(model: Model, neural: nn.ModuleDict | None = None,
+                  dtype: torch.dtype = torch.float64, seed: int = 0) -> CompiledModel:
+    """Compile a model once; simulate it many times."""
+    return CompiledModel(model, neural=neural, dtype=dtype, seed=seed)
