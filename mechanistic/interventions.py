@@ -17,6 +17,7 @@ per unit time from one state to another (for example vaccination).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -258,7 +259,7 @@ class ControlSchedule:
         values = tuple(_num(v, "control schedule value") for v in self.values)
         if len(times) != len(values) or not times:
             raise ModelError("control schedule needs equally many (>= 1) times and values")
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ModelError("control schedule times must be strictly increasing")
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "values", values)

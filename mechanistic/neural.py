@@ -8,6 +8,7 @@ millions while an MLP wants inputs of order one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -29,7 +30,7 @@ class NeuralNet(nn.Module):
         super().__init__()
         sizes = [len(term.inputs), *term.hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b, dtype=dtype), _ACTIVATIONS[term.activation]()]
         last = nn.Linear(sizes[-1], 1, dtype=dtype)
         nn.init.zeros_(last.weight)
