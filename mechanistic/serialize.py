@@ -139,7 +139,12 @@ def _rebuild(data: dict[str, Any]) -> Model:
         model.state(_get(s, "name", str, where), text(s, "doc", where), text(s, "unit", where))
     for i, p in enumerate(_list(data, "params")):
         where = f"params[{i}]"
-        prior = prior_from_dict(_get(p, "prior", dict, where))
+        try:
+            prior = prior_from_dict(_get(p, "prior", dict, where))
+        except SerializationError:
+            raise
+        except ModelError as exc:  # name the parameter whose prior is bad
+            raise SerializationError(f"{where}.prior: {exc}") from None
         model.param(_get(p, "name", str, where), prior, text(p, "doc", where),
                     text(p, "unit", where))
     for i, c in enumerate(_list(data, "constants")):
