@@ -266,6 +266,10 @@ def validate_expr(
         expr_to_json(value, neural_names)
     except ModelError as exc:
         raise ModelError(f"{where}: {exc}") from None
+    # The model language identifies a symbol by its name alone (JSON carries no sympy
+    # assumptions), so Symbol("x", positive=True) written by hand means the model's plain x.
+    value = value.xreplace({s: sp.Symbol(s.name) for s in value.free_symbols
+                            if isinstance(s, sp.Symbol) and s != sp.Symbol(s.name)})
     unknown = free_names(value) - set(known)
     if unknown:
         raise ModelError(

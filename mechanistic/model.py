@@ -271,9 +271,11 @@ class Model:
             raise ModelError(f"observable {name!r}: noise must be Gaussian(...), Poisson(), "
                              f"NegBinomial(...), LogNormalNoise(...) or PropAdd(...)")
         value = validate_expr(expr, self._known(), self._functions, f"observable {name!r}")
-        for arg, arg_value in noise.arguments().items():
-            validate_expr(arg_value, set(self.params_) | set(self.constants_), (),
-                          f"observable {name!r} noise {arg}")
+        noise = type(noise)(**{
+            arg: validate_expr(arg_value, set(self.params_) | set(self.constants_), (),
+                               f"observable {name!r} noise {arg}")
+            for arg, arg_value in noise.arguments().items()
+        })
         self.observables_[name] = Observable(name, value, noise, doc, unit)
 
     # ---------------------------------------------------------------------- queries

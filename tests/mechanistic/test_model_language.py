@@ -345,3 +345,17 @@ def test_dsl_misuse_raises_model_error(action: Any, fragment: str) -> None:
     m.param("k", Uniform(0, 1))
     with pytest.raises(ModelError, match=fragment):
         action(m)
+
+
+def test_symbol_with_assumptions_means_the_declared_symbol() -> None:
+    """A name is a symbol in this language: a hand-made Symbol('x', positive=True) must become
+    the model's own x, or simulators and the JSON round trip would see two different x."""
+    m = Model("m")
+    x = m.state("x")
+    k = m.param("k", Uniform(0, 1))
+    m.rate(x, -k * sp.Symbol("x", positive=True))
+    m.observe("o", x, noise=Gaussian(sp.Symbol("k", positive=True)))
+    assert m.rhs()["x"].free_symbols == {x, k}
+    assert m.observables_["o"].noise.sigma == k
+    rebuilt = model_from_json(model_to_json(m))
+    assert _sreprs(rebuilt) == _sreprs(m)
