@@ -184,6 +184,9 @@ class LocalSandbox:
             memory="rlimit-data", pids=pids, process_tree_killed=self._cgroup_ok,
             notes=(*notes, "UNISOLATED: network and host files are reachable"))
 
+    def close(self) -> None:
+        """Nothing stays warm between local runs."""
+
     def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
         argv = list(spec.argv)
         if argv[0] in ("python", "python3"):
