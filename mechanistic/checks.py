@@ -13,6 +13,8 @@ be shown (``"warning"``); warnings are also used when sympy cannot decide a ques
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -78,10 +80,25 @@ def _is_opaque(expr: sp.Basic) -> bool:
     return any(expr.has(cls) for cls in _OPAQUE)
 
 
+def _clearly_nonzero(expr: sp.Basic) -> bool:
+    """A numeric witness: ``expr`` is non-zero at a random point (neural calls and symbols
+    get independent values). Cheap, and it spares ``simplify`` in the common case."""
+    rng = random.Random(0)
+    values = {a: sp.Float(rng.uniform(0.5, 2.0), 30)
+              for a in (*expr.atoms(AppliedUndef), *expr.free_symbols)}
+    try:
+        value = complex(expr.xreplace(values).evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return math.isfinite(abs(value)) and abs(value) > 1e-12
+
+
 def _is_zero(expr: sp.Basic) -> bool:
     """True when ``expr`` is identically zero (cheap tests first, then ``simplify``)."""
     if expr == 0:
         return True
+    if _clearly_nonzero(expr):
+        return False
     if sp.expand(expr) == 0:
         return True
     return bool(sp.simplify(expr) == 0)
@@ -203,7 +220,7 @@ def _vanishes_at_zero(expr: sp.Basic, state: sp.Symbol) -> bool | None:
         value = expr.subs(state, 0)
         if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
             value = sp.limit(expr, state, 0, "+")
-        if value == 0 or sp.simplify(value) == 0:
+        if _is_zero(value):
             return True
     except Exception:  # sympy can fail on exotic trees; that is "undecidable", not a crash
         return None
