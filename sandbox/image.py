@@ -89,8 +89,9 @@ def image_tag(root: Path | None = None, method: str = "debootstrap") -> str:
 
 
 def missing_image_message(tag: str, present: list[str]) -> str:
-    stale = [t for t in present if t.startswith(REPO + ":")]
-    what = (f"the sandbox image is stale (have {', '.join(stale)}, need {tag}: mechanistic or "
+    stale = sorted({t for t in present if t.startswith(REPO + ":")})
+    have = ", ".join(stale[:3]) + (" ..." if len(stale) > 3 else "")
+    what = (f"the sandbox image is stale (have {have}, need {tag}: mechanistic or "
             "the guest changed)") if stale else f"the sandbox image {tag} is not built"
     return f"{what}; run `{BUILD_COMMAND}`"
 
@@ -175,4 +176,18 @@ def build_image(client, method: str = "auto", *, force: bool = False,
     log(f"building {tag} on {base}")
     client.images.build(fileobj=_context_tar(TOP_DOCKERFILE.format(base=base), top_files()),
                         custom_context=True, tag=tag, rm=True, pull=False)
+    prune_stale(client, keep=tag, log=log)
     return tag
+
+
+def prune_stale(client, keep: str, log: Callable[[str], None] = print) -> None:
+    """Remove older top-layer images (each rebuild after a source change leaves one)."""
+    for img in client.images.list():
+        for t in img.tags:
+            short = t.removeprefix("localhost/").removeprefix("docker.io/library/")
+            if short.startswith(REPO + ":") and short != keep:
+                try:
+                    client.images.remove(t)
+                    log(f"removed stale {short}")
+                except Exception as exc:  # in use by a warm container: leave it
+                    log(f"kept {short} ({type(exc).__name__})")

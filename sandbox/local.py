@@ -203,7 +203,8 @@ class LocalSandbox:
         env["HOME"] = workdir
         env["PYTHONPATH"] = os.path.join(workdir, ".mmw")
         if self.mode == "unshare":
-            return [shutil.which("unshare") or "unshare", *_UNSHARE_FLAGS, "--", *argv], workdir, env
+            unshare = shutil.which("unshare") or "unshare"
+            return [unshare, *_UNSHARE_FLAGS, "--", *argv], workdir, env
         return argv, workdir, env
 
     def run(self, spec: RunSpec) -> RunResult:
@@ -234,6 +235,8 @@ class LocalSandbox:
 
             out = supervise.supervise(argv, cwd=cwd, env=env, limits=limits, stdin=spec.stdin,
                                       preexec_fn=preexec, kill_tree=kill_tree)
+            if self.mode == "bwrap":
+                _signal_from_bwrap_status(out)
             files = supervise.collect_files(workdir, spec.collect, spec.limits.collect_bytes)
         except Exception as exc:  # the sandbox failed, not the code: still a result
             return failed_result(self.name, g, f"{type(exc).__name__}: {exc}")
@@ -242,6 +245,20 @@ class LocalSandbox:
                 cgroup.remove()
             shutil.rmtree(workdir, ignore_errors=True)
         return result_from_dict(out, files, self.name, g)
+
+
+def _signal_from_bwrap_status(out: dict) -> None:
+    """bwrap's init reports a child killed by signal N as exit status 128+N: undo that.
+
+    (A program that itself exits with 129..192 is misread as signalled; rare enough.)
+    """
+    code = out["exit_code"]
+    if code is not None and 128 < code <= 128 + 64:
+        out["exit_code"], out["signal"] = None, code - 128
+        if out["limit_hit"] is None:
+            out["limit_hit"] = supervise.classify(
+                returncode=-(code - 128), timed_out=out["timed_out"], output_capped=False,
+                stderr_tail=out["stderr"])
 
 
 def _limit_dict(limits: Limits) -> dict[str, float]:

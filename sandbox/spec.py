@@ -28,7 +28,7 @@ class SandboxError(RuntimeError):
     """
 
 
-class LimitHit(str, enum.Enum):
+class LimitHit(enum.StrEnum):
     """Which resource limit ended (or visibly constrained) a run."""
 
     WALL = "wall"
@@ -114,7 +114,7 @@ class RunSpec:
             raise TypeError("RunSpec.limits must be a Limits")
 
 
-class _FrozenMap(dict):  # noqa: FURB189 - a read-only dict keeps RunSpec hash-free but immutable
+class _FrozenMap(dict):
     """A dict that refuses mutation, so a frozen spec stays frozen."""
 
     def _ro(self, *a: Any, **k: Any) -> None:
@@ -215,7 +215,9 @@ class Sandbox(Protocol):
         ...
 
 
-def failed_result(backend: str, guarantees: Guarantees, error: str, wall_s: float = 0.0) -> RunResult:
+def failed_result(
+    backend: str, guarantees: Guarantees, error: str, wall_s: float = 0.0
+) -> RunResult:
     """A result for a run the sandbox itself could not carry out."""
     return RunResult(
         exit_code=None, signal=None, timed_out=False, limit_hit=None, stdout="", stderr="",

@@ -21,6 +21,7 @@ import os
 import resource
 import selectors
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -232,8 +233,6 @@ def collect_files(root: str, patterns: list[str] | tuple[str, ...], max_bytes: i
             except OSError:
                 continue
             try:
-                import stat
-
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode) or st.st_size > budget:
                     continue

@@ -1,0 +1,104 @@
+"""Fixtures for sandbox tests: one sandbox per backend, and host-side probes.
+
+Container fixtures skip where no engine answers, except under CI (``CI=true``)
+where a missing engine or image is a failure: CI sets Podman up on purpose,
+and a silent skip there would hide a broken sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox.spec import Sandbox, SandboxError
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, why: str) -> None:
+    if _in_ci():
+        pytest.fail(f"{what} is required in CI but unavailable: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+@pytest.fixture(scope="session")
+def local_sandbox() -> Sandbox:
+    from sandbox.local import LocalConfig, LocalSandbox
+
+    try:
+        return LocalSandbox(LocalConfig(mode="bwrap"))
+    except SandboxError as exc:
+        _unavailable("bubblewrap", str(exc))
+        raise
+
+
+@pytest.fixture(scope="session")
+def container_cold() -> Iterator[Sandbox]:
+    from sandbox.container import ContainerConfig, ContainerSandbox
+
+    try:
+        sb = ContainerSandbox(ContainerConfig(warm=False))
+    except SandboxError as exc:
+        _unavailable("container engine", str(exc))
+        raise
+    yield sb
+    sb.close()
+
+
+@pytest.fixture(scope="session")
+def container_warm() -> Iterator[Sandbox]:
+    from sandbox.container import ContainerConfig, ContainerSandbox
+
+    try:
+        sb = ContainerSandbox(ContainerConfig(warm=True))
+    except SandboxError as exc:
+        _unavailable("container engine", str(exc))
+        raise
+    yield sb
+    sb.close()
+
+
+BACKENDS = [
+    pytest.param("local", id="local"),
+    pytest.param("container_cold", id="container-cold", marks=pytest.mark.container),
+    pytest.param("container_warm", id="container-warm", marks=pytest.mark.container),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def any_sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    """Each backend in turn: the adversarial corpus must hold against all of them."""
+    name = request.param
+    return request.getfixturevalue("local_sandbox" if name == "local" else name)
+
+
+def survivors(token: str, wait_s: float = 1.5) -> list[int]:
+    """Host pids whose command line carries ``token`` (after giving kills a moment to land).
+
+    Works for both backends: container processes share the host kernel, so
+    they show up in the host's /proc too.
+    """
+    me = os.getpid()
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit() or int(p) == me:
+                continue
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    cmd = f.read()
+                with open(f"/proc/{p}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if token.encode() in cmd and state not in ("Z", "X"):
+                found.append(int(p))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
