@@ -223,7 +223,7 @@ def compile_program(
     """Compile expressions into one :class:`Program` (inputs are read by symbol name)."""
     exprs = [sp.sympify(e) for e in exprs]
     if substitutions:
-        exprs = [e.xreplace(dict(substitutions)) for e in exprs]
+        exprs = [sp.sympify(e.xreplace(dict(substitutions))) for e in exprs]
     taken = {s.name for e in exprs for s in e.free_symbols}
     symbols = sp.numbered_symbols("_cse", exclude=[sp.Symbol(n) for n in taken])
     replacements, reduced = sp.cse(exprs, symbols=symbols, optimizations=None)
