@@ -1,0 +1,277 @@
+"""Observation model (torch): how measurements scatter around the model's predictions.
+
+The declared noise (:mod:`mechanistic.noise`) says *what* the scatter is; this module
+turns it into numbers: exact, normalised log-densities of data given predictions (so
+log-likelihoods of different noise models and different structures are comparable by
+AIC/BIC), standardised residuals for the repair loop, and noisy draws for synthetic data
+and SGNN corpora.
+
+Everything here is batched over parameter sets: predictions are ``[B, T, O]`` (as
+:class:`~mechanistic.simulate.Simulation.observables`), data is ``[T, O]`` with NaN for a
+missing value, and noise arguments (sympy expressions of parameters and constants) are
+evaluated per sample from ``[B]`` parameter tensors. Missing values contribute nothing.
+
+Predictions are clamped where a density needs them positive (Poisson and negative
+binomial means, log-normal medians, at ``TINY``): a simulated epidemic that dips to -1e-9
+by round-off must not turn a fit's gradient into NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from mechanistic.errors import DataError, ModelError
+from mechanistic.model import Model
+from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Noise, Poisson, PropAdd
+from mechanistic.torch_expr import compile_program
+
+__all__ = [
+    "TINY",
+    "ObservationModel",
+    "check_data_support",
+    "log_likelihood",
+    "pointwise_log_likelihood",
+    "sample_observations",
+    "standardised_residuals",
+]
+
+TINY = 1e-10
+"""Smallest mean/median a count or log-normal density is evaluated at."""
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _param_env(model: Model, params: Mapping[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    """Every parameter as a tensor; Fixed priors fill in what is not given."""
+    env: dict[str, Any] = {}
+    for name, p in model.params_.items():
+        if name in params:
+            env[name] = torch.as_tensor(params[name], dtype=dtype)
+        elif p.fixed:
+            env[name] = torch.tensor(p.prior.typical, dtype=dtype)
+        else:
+            raise ModelError(f"missing value for parameter {name!r} (needed by the noise model)")
+    return env
+
+
+class ObservationModel:
+    """The noise models of one model's observables, compiled once for repeated use.
+
+    A fit evaluates the likelihood thousands of times; compiling the noise arguments
+    once keeps that cheap. The free functions below build one of these per call.
+    """
+
+    def __init__(self, model: Model, dtype: torch.dtype = torch.float64) -> None:
+        self.model = model
+        self.dtype = dtype
+        self.names = model.observable_names
+        self.noises: list[Noise] = [o.noise for o in model.observables_.values()]
+        constants = {sp.Symbol(c.name): c.value for c in model.constants_.values()}
+        exprs: list[sp.Expr] = []
+        self._slots: list[dict[str, int]] = []
+        for noise in self.noises:
+            slots = {}
+            for arg, expr in noise.arguments().items():
+                slots[arg] = len(exprs)
+                exprs.append(expr)
+            self._slots.append(slots)
+        self._args = compile_program(exprs, None, constants) if exprs else None
+
+    # ------------------------------------------------------------------ helpers
+    def noise_arguments(self, params: Mapping[str, Any],
+                        batch: int) -> list[dict[str, torch.Tensor]]:
+        """Per observable, each noise argument as a ``[B, 1]`` tensor (broadcasts over T)."""
+        if self._args is None:
+            return [{} for _ in self.noises]
+        env = _param_env(self.model, params, self.dtype)
+        values = self._args(env)
+        out = []
+        for slots in self._slots:
+            args = {}
+            for arg, i in slots.items():
+                v = torch.as_tensor(values[i], dtype=self.dtype).reshape(-1)
+                if v.numel() not in (1, batch):
+                    raise ModelError(f"noise argument {arg!r} has {v.numel()} values for a "
+                                     f"batch of {batch}")
+                args[arg] = v.expand(batch).reshape(batch, 1)
+            out.append(args)
+        return out
+
+    def _check(self, predictions: torch.Tensor, data: torch.Tensor) -> tuple[torch.Tensor, int]:
+        if predictions.ndim != 3 or predictions.shape[2] != len(self.names):
+            raise ModelError(f"predictions must be [batch, time, {len(self.names)}] for "
+                             f"observables {self.names}, got {tuple(predictions.shape)}")
+        data = torch.as_tensor(data, dtype=predictions.dtype)
+        if data.shape != predictions.shape[1:]:
+            raise DataError(f"data must be [time, observable] = {tuple(predictions.shape[1:])}, "
+                            f"got {tuple(data.shape)}")
+        return data, predictions.shape[0]
+
+    # -------------------------------------------------------------- likelihoods
+    def pointwise(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
+                  params: Mapping[str, Any]) -> torch.Tensor:
+        """Log-density of every data point, ``[B, T, O]``; 0 where the data is missing."""
+        data, batch = self._check(predictions, data)
+        observed = ~torch.isnan(data)
+        y = torch.where(observed, data, torch.ones_like(data))  # a harmless stand-in
+        columns = []
+        for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
+                                              strict=True)):
+            columns.append(_log_density(noise, predictions[..., j], y[:, j], args))
+        logp = torch.stack(columns, dim=-1)
+        return torch.where(observed, logp, torch.zeros_like(logp))
+
+    def log_likelihood(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
+                       params: Mapping[str, Any]) -> torch.Tensor:
+        """Total log-likelihood per sample, ``[B]``, over the non-missing data points."""
+        return self.pointwise(predictions, data, params).sum(dim=(1, 2))
+
+    def residuals(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
+                  params: Mapping[str, Any]) -> torch.Tensor:
+        """Standardised residuals ``(y - E[y]) / sd[y]`` (log scale for log-normal noise),
+        ``[B, T, O]``; NaN where data is missing. Values beyond ~3 flag misfit."""
+        data, batch = self._check(predictions, data)
+        columns = []
+        for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
+                                              strict=True)):
+            columns.append(_standardised(noise, predictions[..., j], data[:, j], args))
+        return torch.stack(columns, dim=-1)
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, predictions: torch.Tensor | np.ndarray, params: Mapping[str, Any],
+               rng: np.random.Generator) -> np.ndarray:
+        """Noisy observations ``[B, T, O]`` drawn around ``predictions``; NaN stays NaN."""
+        f = torch.as_tensor(predictions, dtype=self.dtype).detach()
+        if f.ndim != 3 or f.shape[2] != len(self.names):
+            raise ModelError(f"predictions must be [batch, time, {len(self.names)}], "
+                             f"got {tuple(f.shape)}")
+        batch = f.shape[0]
+        out = np.empty(tuple(f.shape), dtype=float)
+        for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
+                                              strict=True)):
+            a = {k: v.detach().cpu().numpy() for k, v in args.items()}
+            out[..., j] = _draw(noise, f[..., j].cpu().numpy(), a, rng)
+        return out
+
+
+def _log_density(noise: Noise, f: torch.Tensor, y: torch.Tensor,
+                 args: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Exact normalised log-density of ``y`` [T] given predictions ``f`` [B, T]."""
+    if isinstance(noise, Gaussian | PropAdd):
+        if isinstance(noise, Gaussian):
+            sd = args["sigma"]
+        else:
+            sd = torch.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
+        z = (y - f) / sd
+        return -0.5 * z * z - torch.log(sd) - _HALF_LOG_2PI
+    if isinstance(noise, LogNormalNoise):
+        sd = args["sigma"]
+        positive = y > 0
+        log_y = torch.log(torch.where(positive, y, torch.ones_like(y)))
+        z = (log_y - torch.log(f.clamp_min(TINY))) / sd
+        logp = -0.5 * z * z - torch.log(sd) - log_y - _HALF_LOG_2PI
+        return torch.where(positive, logp, torch.full_like(logp, -math.inf))
+    if isinstance(noise, Poisson):
+        mu = f.clamp_min(TINY)
+        logp = torch.xlogy(y, mu) - mu - torch.lgamma(y + 1)
+        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
+    if isinstance(noise, NegBinomial):
+        phi = args["phi"]
+        mu = f.clamp_min(TINY)
+        log_total = torch.log(phi + mu)
+        logp = (torch.lgamma(y + phi) - torch.lgamma(phi) - torch.lgamma(y + 1)
+                + phi * (torch.log(phi) - log_total) + torch.xlogy(y, mu) - y * log_total)
+        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
+    raise ModelError(f"no likelihood for noise {type(noise).__name__}")  # pragma: no cover
+
+
+def _standardised(noise: Noise, f: torch.Tensor, y: torch.Tensor,
+                  args: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    if isinstance(noise, Gaussian):
+        return (y - f) / args["sigma"]
+    if isinstance(noise, PropAdd):
+        return (y - f) / torch.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
+    if isinstance(noise, LogNormalNoise):
+        return (torch.log(y) - torch.log(f.clamp_min(TINY))) / args["sigma"]
+    mu = f.clamp_min(TINY)
+    if isinstance(noise, Poisson):
+        return (y - mu) / torch.sqrt(mu)
+    if isinstance(noise, NegBinomial):
+        return (y - mu) / torch.sqrt(mu + mu * mu / args["phi"])
+    raise ModelError(f"no residuals for noise {type(noise).__name__}")  # pragma: no cover
+
+
+def _draw(noise: Noise, f: np.ndarray, args: Mapping[str, np.ndarray],
+          rng: np.random.Generator) -> np.ndarray:
+    ok = np.isfinite(f)
+    safe = np.where(ok, f, 0.0)
+    if isinstance(noise, Gaussian):
+        out = safe + args["sigma"] * rng.standard_normal(f.shape)
+    elif isinstance(noise, PropAdd):
+        sd = np.sqrt(args["a"] ** 2 + (args["b"] * safe) ** 2)
+        out = safe + sd * rng.standard_normal(f.shape)
+    elif isinstance(noise, LogNormalNoise):
+        out = np.maximum(safe, TINY) * np.exp(args["sigma"] * rng.standard_normal(f.shape))
+    elif isinstance(noise, Poisson):
+        out = rng.poisson(np.maximum(safe, 0.0)).astype(float)
+    elif isinstance(noise, NegBinomial):
+        phi = np.broadcast_to(args["phi"], f.shape)
+        mu = np.maximum(safe, TINY)
+        out = rng.negative_binomial(phi, phi / (phi + mu)).astype(float)
+    else:  # pragma: no cover
+        raise ModelError(f"no sampler for noise {type(noise).__name__}")
+    return np.where(ok, out, np.nan)
+
+
+def check_data_support(model: Model, data: np.ndarray) -> None:
+    """Data a noise model gives zero probability is a modelling error, not a fit failure:
+    say so before fitting (log-normal needs y > 0, counts need y >= 0)."""
+    for j, (name, obs) in enumerate(model.observables_.items()):
+        col = np.asarray(data)[:, j]
+        col = col[~np.isnan(col)]
+        if isinstance(obs.noise, LogNormalNoise) and (col <= 0).any():
+            raise DataError(f"observable {name!r} has log-normal noise but the data hold "
+                            f"{int((col <= 0).sum())} value(s) <= 0; use Gaussian, PropAdd or "
+                            f"count noise, or drop the zeros")
+        if isinstance(obs.noise, Poisson | NegBinomial) and (col < 0).any():
+            raise DataError(f"observable {name!r} has count noise ({obs.noise.kind}) but the "
+                            f"data hold negative values")
+
+
+# ------------------------------------------------------------------ free functions
+def pointwise_log_likelihood(model: Model, predictions: torch.Tensor,
+                             data: torch.Tensor | np.ndarray,
+                             params: Mapping[str, Any]) -> torch.Tensor:
+    """Log-density of every data point ``[B, T, O]`` (0 where data is missing)."""
+    return ObservationModel(model, predictions.dtype).pointwise(predictions, data, params)
+
+
+def log_likelihood(model: Model, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
+                   params: Mapping[str, Any]) -> torch.Tensor:
+    """Log-likelihood per sample ``[B]`` of data ``[T, O]`` (NaN = missing) given
+    predictions ``[B, T, O]`` and parameters (name -> ``[B]`` tensor or number)."""
+    return ObservationModel(model, predictions.dtype).log_likelihood(predictions, data, params)
+
+
+def standardised_residuals(model: Model, predictions: torch.Tensor,
+                           data: torch.Tensor | np.ndarray,
+                           params: Mapping[str, Any]) -> torch.Tensor:
+    """Standardised residuals ``[B, T, O]``, NaN where data is missing."""
+    return ObservationModel(model, predictions.dtype).residuals(predictions, data, params)
+
+
+def sample_observations(model: Model, sim: Any, params: Mapping[str, Any],
+                        rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Draw noisy observations ``[B, T, O]`` around a simulation (or a predictions array).
+
+    ``rng`` is a numpy Generator or a seed, so synthetic data sets are reproducible.
+    """
+    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    predictions = sim.observables if hasattr(sim, "observables") else sim
+    return ObservationModel(model).sample(predictions, params, generator)
