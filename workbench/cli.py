@@ -1,0 +1,329 @@
+"""The ``mmw`` command line: show, simulate and fit a model, and run the example job.
+
+Every command turns bad input into one red ``error: ...`` line and exit status 2: a
+scientist who mistyped a column name needs the name, not a traceback. Heavy modules
+(torch, pandas, matplotlib) are imported inside the commands so ``mmw --help`` is quick
+and importing this module has no side effects beyond defining the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mechanistic.errors import DataError, ModelError, SerializationError
+
+app = typer.Typer(
+    name="mmw",
+    help="mmw, the mechanistic modelling workbench: review, simulate and fit mechanistic "
+         "models declared in the mmw model language.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_BAD_INPUT = 2
+ModelArg = Annotated[Path, typer.Argument(help="Model: a .json model file or a .py DSL module.")]
+
+
+class InputError(ValueError):
+    """A command-line value is malformed (a --t spec, a params file's shape)."""
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True, highlight=False, emoji=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.markup import escape
+
+    first = " ".join(str(message).split())
+    _console(stderr=True).print(f"[bold red]error:[/bold red] {escape(first)}")
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors that mean 'your input is wrong' into one line and exit status 2."""
+    try:
+        yield
+    except (ModelError, DataError, SerializationError, InputError) as exc:
+        raise _fail(str(exc)) from None
+    except FileNotFoundError as exc:
+        name = exc.filename if exc.filename else None
+        raise _fail(f"{name}: no such file" if name else str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise _fail(f"not valid JSON: {exc}") from None
+    except IsADirectoryError as exc:
+        raise _fail(f"{exc.filename}: is a directory, expected a file") from None
+
+
+# --------------------------------------------------------------------------- parsing
+def parse_time_spec(spec: str) -> Any:
+    """``START:STOP:STEP`` → output times from START to STOP inclusive (numpy array)."""
+    import numpy as np
+
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise InputError(f"--t {spec!r} must be START:STOP:STEP, e.g. 0:100:1")
+    try:
+        start, stop, step = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--t {spec!r}: START, STOP and STEP must be numbers") from None
+    if not all(math.isfinite(x) for x in (start, stop, step)):
+        raise InputError(f"--t {spec!r}: START, STOP and STEP must be finite")
+    if step <= 0:
+        raise InputError(f"--t {spec!r}: STEP must be positive")
+    if stop <= start:
+        raise InputError(f"--t {spec!r}: STOP must be after START")
+    n = math.floor((stop - start) / step + 1e-9)
+    if n > 1_000_000:
+        raise InputError(f"--t {spec!r} asks for {n + 1} output times; at most 1,000,001")
+    return start + step * np.arange(n + 1)
+
+
+def read_params(path: Path, model: Any) -> dict[str, float]:
+    """A params JSON object {name: number}; every free parameter must be given."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: parameters must be a JSON object {{name: value}}")
+    unknown = sorted(set(data) - set(model.param_names))
+    if unknown:
+        raise InputError(f"{path}: unknown parameter(s) {unknown}; the model has "
+                         f"{model.param_names}")
+    bad = [k for k, v in data.items()
+           if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)]
+    if bad:
+        raise InputError(f"{path}: parameter(s) {bad} must be finite numbers")
+    missing = [n for n in model.free_param_names if n not in data]
+    if missing:
+        raise InputError(f"{path}: missing value(s) for parameter(s) {missing}")
+    return {k: float(v) for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------- show
+@app.command()
+def show(
+    model_path: ModelArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the review as JSON.")] = False,
+) -> None:
+    """Show a model's equations, parameter table and structural checks."""
+    from mechanistic.checks import run_checks
+    from mechanistic.review import equations_text, parameter_table, review_dict
+    from workbench.loading import load_model
+
+    with _user_errors():
+        model = load_model(model_path)
+    checks = run_checks(model)
+    if as_json:
+        typer.echo(json.dumps(review_dict(model, checks), indent=2))
+        return
+    from rich.panel import Panel
+    from rich.table import Table
+
+    out = _console()
+    out.print(Panel(equations_text(model), title=f"{model.name} (time in {model.time_unit})",
+                    expand=False), markup=False)
+    params = Table(title="parameters", title_justify="left")
+    for col in ("name", "prior", "support", "unit", "fixed", "doc"):
+        params.add_column(col)
+    for row in parameter_table(model):
+        params.add_row(row["name"], row["prior"], row["support"], row["unit"],
+                       "yes" if row["fixed"] else "", row["doc"])
+    out.print(params)
+    table = Table(title="checks", title_justify="left")
+    for col in ("", "check", "message"):
+        table.add_column(col)
+    for r in checks:
+        mark = ("[green]ok[/green]" if r.passed else
+                "[red]FAIL[/red]" if r.severity == "error" else "[yellow]warn[/yellow]")
+        table.add_row(mark, r.name, r.message)
+    out.print(table)
+
+
+# --------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    model_path: ModelArg,
+    params: Annotated[Path, typer.Option("--params", help="JSON object {parameter: value}.")],
+    t: Annotated[str, typer.Option("--t", help="Output times START:STOP:STEP (inclusive).")],
+    intervention: Annotated[
+        Path | None, typer.Option("--intervention", help="Interventions JSON file.")] = None,
+    solver: Annotated[str, typer.Option("--solver", help="rk4 or dopri5.")] = "rk4",
+    dt: Annotated[
+        float | None, typer.Option("--dt", help="RK4 step (default: STEP/10).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the trajectory CSV.")] = None,
+) -> None:
+    """Simulate a model for one parameter set; write time, states and observables as CSV."""
+    with _user_errors():
+        from mechanistic.interventions import load_interventions
+        from mechanistic.simulate import RK4, Dopri5, Status, compile_model
+        from workbench.loading import load_model
+
+        grid = parse_time_spec(t)
+        if solver not in ("rk4", "dopri5"):
+            raise InputError(f"--solver {solver!r}: use rk4 or dopri5")
+        step = float(grid[1] - grid[0]) if len(grid) > 1 else 1.0
+        if dt is not None and not (math.isfinite(dt) and dt > 0):
+            raise InputError(f"--dt must be positive, got {dt}")
+        model = load_model(model_path)
+        values = read_params(params, model)
+        items = load_interventions(intervention) if intervention else []
+        strategy = RK4(dt or step / 10) if solver == "rk4" else Dopri5()
+        sim = compile_model(model).simulate(values, grid, solver=strategy, interventions=items)
+    frame = sim.frame(0)
+    status = Status(int(sim.status[0]))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+    _print_simulation_summary(model.name, frame, status, solver, out)
+
+
+def _print_simulation_summary(name: str, frame: Any, status: Any, solver: str,
+                              out: Path | None) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{name}: {len(frame)} output times, solver {solver}",
+                  title_justify="left")
+    for col in ("column", "start", "end", "min", "max"):
+        table.add_column(col, justify="left" if col == "column" else "right")
+    for col in frame.columns[1:]:
+        series = frame[col]
+        table.add_row(col, *(f"{x:.6g}" for x in (series.iloc[0], series.iloc[-1],
+                                                   series.min(), series.max())))
+    console.print(table)
+    if status.name != "OK":
+        console.print(f"[yellow]warning:[/yellow] simulation status {status.name}: values are "
+                      f"NaN from the point where it failed")
+    if out is not None:
+        console.print(f"wrote {out}", markup=False)
+
+
+# --------------------------------------------------------------------------- fit
+@app.command()
+def fit(
+    model_path: ModelArg,
+    data_path: Annotated[Path, typer.Argument(help="Observations CSV: a time column and one "
+                                                   "column per observable.")],
+    train_until: Annotated[float | None, typer.Option(
+        "--train-until", help="Fit on rows with time <= T; validate on the rest.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("fit-out"),
+    starts: Annotated[int | None, typer.Option("--starts", min=1,
+                                               help="Multi-start count.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1,
+                                              help="Optimiser steps per start.")] = None,
+) -> None:
+    """Fit a model to data by maximum likelihood (multi-start).
+
+    Writes fit.json, fitted_params.json, fit.png and table.csv into --out.
+    """
+    with _user_errors():
+        from mechanistic.data import load_csv
+        from workbench.loading import load_model
+        from workbench.main_job import fit_and_report, fit_config
+
+        model = load_model(model_path)
+        data = load_csv(data_path)
+        data.check_columns(model.observable_names)
+        config = fit_config(starts, seed, steps)
+        with _spinner(f"fitting {model.name} to {data_path.name}"):
+            report = fit_and_report(model, data, out, train_until=train_until, config=config)
+    print_fit_report(report)
+
+
+@contextmanager
+def _spinner(message: str) -> Iterator[None]:
+    """A transient spinner with elapsed time: fits take seconds to minutes."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=_console(stderr=True), transient=True) as progress:
+        progress.add_task(message, total=None)
+        yield
+
+
+def print_fit_report(report: Any) -> None:
+    """Fitted parameters, log-likelihood, AIC/BIC, validation error and the files written."""
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title="fitted parameters", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    for name, value in report.params.items():
+        table.add_row(name, f"{value:.6g}")
+    console.print(table)
+    console.print(f"log-likelihood {report.loglik:.4f}   AIC {report.aic:.3f}   "
+                  f"BIC {report.bic:.3f}", markup=False)
+    if report.validation:
+        for name, v in report.validation.items():
+            console.print(f"validation {name}: RMSE {v['rmse']:.4g}, NRMSE {v['nrmse']:.3f} "
+                          f"({v['n']} points after {report.train_until:g})", markup=False)
+    elif report.train_until is not None:
+        console.print("no validation rows after --train-until", markup=False)
+    for label, path in report.files.items():
+        console.print(f"{label:>7}: {path}", markup=False)
+
+
+# --------------------------------------------------------------------------- example
+@app.command()
+def example(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out/example"),
+    starts: Annotated[int | None, typer.Option("--starts", min=1,
+                                               help="Multi-start count.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1,
+                                              help="Optimiser steps per start.")] = None,
+    model_path: Annotated[Path | None, typer.Option(
+        "--model", help="Model instead of examples/models/hare_lynx.py.")] = None,
+    data_path: Annotated[Path | None, typer.Option(
+        "--data", help="Data instead of examples/data/hare_lynx.csv.")] = None,
+    train_until: Annotated[float, typer.Option(
+        "--train-until", help="Last training year.")] = 1915.0,
+) -> None:
+    """The main job: simulate and fit the hare-lynx example; writes a plot and a table.
+
+    Lotka-Volterra on the Hudson's Bay pelt records, trained on 1845-1915 and validated
+    on 1916-1935.
+    """
+    with _user_errors():
+        from workbench.main_job import fit_config, run_example
+
+        config = fit_config(starts, seed, steps)
+        console = _console(stderr=True)
+        with _spinner("hare-lynx example"):
+            report = run_example(out, model_path=model_path, data_path=data_path,
+                                 train_until=train_until, config=config,
+                                 stage=lambda msg: console.print(f"- {msg}", markup=False))
+    print_fit_report(report.fit)
+    console = _console()
+    console.print(f"simulation: {report.simulation_csv}, {report.simulation_png}", markup=False)
+    console.print(f"results in {report.out_dir}/: plot {report.fit.files['plot'].name}, "
+                  f"table {report.fit.files['table'].name}", markup=False)
+
+
+# --------------------------------------------------------------------------- sandbox
+def _register_sandbox_commands() -> None:
+    """Add ``mmw sandbox ...`` and ``mmw check`` where the sandbox commands exist."""
+    try:
+        from workbench.commands_sandbox import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_sandbox_commands()
+
+
+def main() -> None:  # pragma: no cover - console entry point convenience
+    app()

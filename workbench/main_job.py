@@ -1,0 +1,263 @@
+"""Fit a model to data and write what a person reviews; the example job built on it.
+
+``mmw fit`` and ``mmw example`` share :func:`fit_and_report`: fit by maximum likelihood
+on the training window, simulate the fitted model over the whole record, and write the
+fit summary, the fitted parameters, a plot and a table. Nothing here prints: the command
+line decides how to show progress and results, and tests call these functions directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mechanistic.data import ObservedData, load_csv
+from mechanistic.errors import DataError, ModelError
+from mechanistic.model import Model
+
+__all__ = [
+    "EXAMPLE_TRAIN_UNTIL",
+    "ExampleReport",
+    "FitReport",
+    "example_paths",
+    "fit_and_report",
+    "fit_config",
+    "run_example",
+    "validation_errors",
+]
+
+EXAMPLE_TRAIN_UNTIL = 1915.0
+_REPO = Path(__file__).resolve().parents[1]
+
+# FitConfig option names this command line maps its flags onto, in order of preference.
+_CONFIG_NAMES = {
+    "starts": ("n_starts", "starts", "restarts"),
+    "seed": ("seed",),
+    "steps": ("max_steps", "steps", "n_steps", "max_iter", "iterations"),
+}
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What ``fit_and_report`` produced: headline numbers and the files written."""
+
+    out_dir: Path
+    params: dict[str, float]
+    loglik: float
+    aic: float
+    bic: float
+    train_until: float | None
+    validation: dict[str, dict[str, float]]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def validation_nrmse(self) -> float | None:
+        """Mean normalised RMSE over observables on the validation window (None if none)."""
+        values = [v["nrmse"] for v in self.validation.values() if math.isfinite(v["nrmse"])]
+        return float(np.mean(values)) if values else None
+
+
+@dataclass(frozen=True)
+class ExampleReport:
+    """The example job: a simulation at the prior's typical values, then a fit."""
+
+    out_dir: Path
+    simulation_csv: Path
+    simulation_png: Path
+    model_json: Path
+    fit: FitReport
+
+
+def fit_config(starts: int | None = None, seed: int | None = None,
+               steps: int | None = None) -> Any:
+    """A ``FitConfig`` with the command line's options mapped onto its field names.
+
+    Only options that were given are passed, so FitConfig's own defaults hold otherwise.
+    """
+    from mechanistic import fit as fitting
+
+    FitConfig = fitting.FitConfig
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    kwargs: dict[str, Any] = {}
+    for option, value in (("starts", starts), ("seed", seed), ("steps", steps)):
+        if value is None:
+            continue
+        match = next((n for n in _CONFIG_NAMES[option] if n in names), None)
+        if match is None:
+            raise ModelError(f"--{option} is not supported by this version of the fitter")
+        kwargs[match] = value
+    return FitConfig(**kwargs)
+
+
+def validation_errors(
+    t: np.ndarray, data: dict[str, np.ndarray], fitted: dict[str, np.ndarray],
+    train_until: float | None,
+) -> dict[str, dict[str, float]]:
+    """RMSE per observable on rows after ``train_until``; NRMSE divides by the mean |data|.
+
+    Computed here from the fitted trajectory rather than taken from the fitter, so the
+    number printed, plotted and written to ``fit.json`` is the same by construction.
+    """
+    if train_until is None:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for name, y in data.items():
+        mask = (t > train_until) & np.isfinite(y) & np.isfinite(fitted[name])
+        if not mask.any():
+            continue
+        resid = fitted[name][mask] - y[mask]
+        rmse = float(np.sqrt(np.mean(resid**2)))
+        scale = float(np.mean(np.abs(y[mask])))
+        out[name] = {"rmse": rmse, "nrmse": rmse / scale if scale > 0 else math.nan,
+                     "n": int(mask.sum())}
+    return out
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def fit_and_report(
+    model: Model,
+    data: ObservedData,
+    out_dir: str | Path,
+    *,
+    train_until: float | None = None,
+    config: Any = None,
+) -> FitReport:
+    """Fit ``model`` to ``data`` (training rows only) and write fit.json,
+    fitted_params.json, fit.png and table.csv into ``out_dir``."""
+    import pandas as pd
+
+    from mechanistic import fit as fitting
+    from workbench.plots import plot_fit
+
+    data.check_columns(model.observable_names)
+    if train_until is not None:
+        if not math.isfinite(train_until):
+            raise DataError(f"--train-until must be a finite time, got {train_until}")
+        data.split(train_until)  # raises a DataError naming the problem if nothing trains
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = {} if config is None else {"config": config}
+    result = fitting.fit_model(model, data, train_until=train_until, **kwargs)
+    params = {k: float(v) for k, v in result.params.items()}
+
+    t0, t1 = float(data.t[0]), float(data.t[-1])
+    fine = np.linspace(t0, t1, max(200, 8 * len(data)))
+    grid = np.unique(np.concatenate([fine, data.t]))
+    sim = result.simulate(grid)
+    fitted_all = {n: sim.observable(n)[0].detach().cpu().numpy() for n in model.observable_names}
+    at_data = np.searchsorted(grid, data.t)
+    fitted = {n: v[at_data] for n, v in fitted_all.items() if n in data.values}
+    values = {n: np.asarray(v, dtype=float) for n, v in data.values.items()}
+    validation = validation_errors(data.t, values, fitted, train_until)
+
+    table = {data.time_name: data.t}
+    if train_until is not None:
+        table["split"] = np.where(data.t <= train_until, "train", "validation")
+    for name, y in values.items():
+        table[name] = y
+        table[f"{name}_fit"] = fitted[name]
+        table[f"{name}_residual"] = y - fitted[name]
+    files = {"table": out / "table.csv", "plot": out / "fit.png",
+             "fit": out / "fit.json", "params": out / "fitted_params.json"}
+    pd.DataFrame(table).to_csv(files["table"], index=False)
+    plot_fit(files["plot"], data.t, values, grid, fitted_all, train_until=train_until,
+             validation={k: v["rmse"] for k, v in validation.items()},
+             title=f"{model.name}: fit", time_label=f"{data.time_name} ({model.time_unit})")
+    files["params"].write_text(json.dumps(params, indent=2) + "\n")
+    summary = {
+        "model": model.name, "data": data.source, "train_until": train_until,
+        "params": params, "loglik": _number(result.loglik), "aic": _number(result.aic),
+        "bic": _number(result.bic), "validation": validation,
+        "files": {k: p.name for k, p in files.items()}, "result": result.to_dict(),
+    }
+    files["fit"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    return FitReport(out, params, summary["loglik"], summary["aic"], summary["bic"],
+                     train_until, validation, files)
+
+
+def example_paths() -> tuple[Path, Path]:
+    """The shipped hare-lynx model and data (present in a source checkout)."""
+    model = _REPO / "examples" / "models" / "hare_lynx.py"
+    data = _REPO / "examples" / "data" / "hare_lynx.csv"
+    for path in (model, data):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: example file not found; run from a source "
+                                    f"checkout of mmw or pass --model and --data")
+    return model, data
+
+
+def run_example(
+    out_dir: str | Path,
+    *,
+    model_path: Path | None = None,
+    data_path: Path | None = None,
+    train_until: float = EXAMPLE_TRAIN_UNTIL,
+    config: Any = None,
+    stage: Callable[[str], None] = lambda _msg: None,
+) -> ExampleReport:
+    """Simulate the hare-lynx model at its priors' typical values, then fit it on the
+    years up to ``train_until`` and validate on the rest.
+
+    The shipped example module is mmw's own code, so it is loaded in-process (trusted):
+    the main job must run on a fresh machine whatever isolation that machine offers.
+    """
+    import pandas as pd
+
+    from mechanistic.simulate import RK4, compile_model
+    from workbench.loading import load_model
+    from workbench.plots import plot_trajectories
+
+    shipped_model = model_path is None
+    if model_path is None or data_path is None:
+        default_model, default_data = example_paths()
+        model_path = model_path or default_model
+        data_path = data_path or default_data
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    stage(f"loading {model_path.name} and {data_path.name}")
+    model = load_model(model_path, trusted=shipped_model)
+    data = load_csv(data_path)
+    model_json = out / "model.json"
+    model_json.write_text(model.to_json())
+
+    stage("simulating at the priors' typical values")
+    typical = {n: p.prior.typical for n, p in model.params_.items()}
+    grid = np.linspace(float(data.t[0]), float(data.t[-1]), 8 * len(data))
+    sim = compile_model(model).simulate(typical, grid, solver=RK4(0.05))
+    frame = sim.frame(0)
+    frame = frame.rename(columns={"t": data.time_name})
+    sim_csv = out / "simulation.csv"
+    pd.DataFrame(frame).to_csv(sim_csv, index=False)
+    sim_png = plot_trajectories(
+        out / "simulation.png", grid,
+        {n: sim.observable(n)[0].detach().numpy() for n in model.observable_names},
+        title=f"{model.name}: priors' typical values (before fitting)",
+        time_label=f"{data.time_name} ({model.time_unit})")
+
+    stage(f"fitting on {data.time_name} <= {train_until:g}, validating after")
+    report = fit_and_report(model, data, out, train_until=train_until, config=config)
+    return ExampleReport(out, sim_csv, sim_png, model_json, report)
