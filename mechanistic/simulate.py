@@ -58,6 +58,7 @@ class RK4:
 
     dt: float = 0.1
     divergence_threshold: float = 1e15
+    compiled: bool = False  # fuse each step with torch.compile: ~10x faster on big batches
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.dt) and self.dt > 0):
@@ -166,6 +167,7 @@ class CompiledModel:
                                     constants)
         inits = model.initial_conditions()
         self._init = compile_program([inits[s] for s in self.state_names], None, constants)
+        self._compiled: Any = None
         self._obs = compile_program([o.expr for o in model.observables_.values()],
                                     self._neural_call, constants)
 
@@ -229,28 +231,63 @@ class CompiledModel:
             out.append(_Interval(a, b, overrides, ctrl, transfer))
         return out
 
-    def _rhs_fn(self, env_base: dict[str, Any], interval: _Interval, batch: int) -> Any:
-        env = dict(env_base)
+    def _interval_env(
+        self, params: Mapping[str, torch.Tensor], interval: _Interval, as_tensors: bool
+    ) -> tuple[dict[str, Any], torch.Tensor | None]:
+        """Parameter and control values for one interval, and its transfer matrix."""
+        env: dict[str, Any] = dict(params)
         for item in interval.overrides:
             env[item.target] = item.apply(env[item.target])  # type: ignore[attr-defined]
-        env.update(interval.controls)
-        names = self.state_names
-        index = {n: i for i, n in enumerate(names)}
-        transfer = None
-        if interval.transfer:
-            transfer = torch.zeros(len(names), len(names), dtype=self.dtype)
-            for item in interval.transfer:
-                transfer[index[item.source], index[item.source]] -= item.rate
-                transfer[index[item.source], index[item.target]] += item.rate
+        for name, value in interval.controls.items():
+            # A compiled step takes controls as 0-d tensors so new values do not recompile.
+            env[name] = torch.tensor(value, dtype=self.dtype) if as_tensors else value
+        if not interval.transfer:
+            return env, None
+        index = {n: i for i, n in enumerate(self.state_names)}
+        transfer = torch.zeros(len(index), len(index), dtype=self.dtype)
+        for item in interval.transfer:
+            transfer[index[item.source], index[item.source]] -= item.rate
+            transfer[index[item.source], index[item.target]] += item.rate
+        return env, transfer.T.contiguous()
 
-        def f(t: float, y: torch.Tensor) -> torch.Tensor:
-            env["t"] = t
-            for i, n in enumerate(names):
-                env[n] = y[i]
-            dy = _stack(self._rhs(env), batch, y, dim=0)
-            return dy if transfer is None else dy + transfer.T @ y
+    def rhs(self, t: Any, y: torch.Tensor, env: Mapping[str, Any],
+            transfer: torch.Tensor | None = None) -> torch.Tensor:
+        """dy/dt for states ``y`` laid out [S, B] (each state's row contiguous)."""
+        local = dict(env)
+        local["t"] = t
+        for i, name in enumerate(self.state_names):
+            local[name] = y[i]
+        dy = _stack(self._rhs(local), y.shape[1], y, dim=0)
+        return dy if transfer is None else dy + transfer @ y
 
-        return f
+    def _rk4_step(self, t: Any, y: torch.Tensor, h: Any, env: Mapping[str, Any],
+                  transfer: torch.Tensor | None) -> torch.Tensor:
+        k1 = self.rhs(t, y, env, transfer)
+        k2 = self.rhs(t + h / 2, y + (h / 2) * k1, env, transfer)
+        k3 = self.rhs(t + h / 2, y + (h / 2) * k2, env, transfer)
+        k4 = self.rhs(t + h, y + h * k3, env, transfer)
+        return y + (h / 6) * (k1 + 2 * (k2 + k3) + k4)
+
+    def _rk4_steps(self, t0: Any, y: torch.Tensor, h: Any, n: int, env: Mapping[str, Any],
+                   transfer: torch.Tensor | None) -> torch.Tensor:
+        for i in range(n):
+            y = self._rk4_step(t0 + i * h, y, h, env, transfer)
+        return y
+
+    def _rk4_interval(self, y: torch.Tensor, a: float, b: float, dt: float,
+                      env: Mapping[str, Any], transfer: torch.Tensor | None,
+                      compiled: bool) -> torch.Tensor:
+        """Equal RK4 steps of at most ``dt`` from ``a`` to exactly ``b``."""
+        n = max(1, math.ceil((b - a) / dt - 1e-9))
+        h = (b - a) / n
+        if not compiled:
+            return self._rk4_steps(a, y, h, n, env, transfer)
+        if self._compiled is None:
+            # All steps of an interval fused into one kernel; t and h are tensors so that
+            # new values do not trigger a recompile (n does: intervals are usually alike).
+            self._compiled = torch.compile(self._rk4_steps, dynamic=False)
+        return self._compiled(torch.tensor(a, dtype=y.dtype), y,
+                              torch.tensor(h, dtype=y.dtype), n, env, transfer)
 
     # ------------------------------------------------------------------ simulate
     def simulate(
@@ -262,7 +299,7 @@ class CompiledModel:
         interventions: Sequence[Intervention] = (),
         controls: Mapping[str, ControlSchedule] | None = None,
         t0: float | None = None,
-        chunk_size: int = 16384,
+        chunk_size: int | None = None,
     ) -> Simulation:
         """Simulate every parameter set; outputs on ``t_eval`` (strictly increasing)."""
         parts = list(self.iter_simulate(params, t_eval, solver=solver, interventions=interventions,
@@ -286,7 +323,7 @@ class CompiledModel:
         interventions: Sequence[Intervention] = (),
         controls: Mapping[str, ControlSchedule] | None = None,
         t0: float | None = None,
-        chunk_size: int = 16384,
+        chunk_size: int | None = None,
     ) -> Iterator[Simulation]:
         """Like :meth:`simulate`, chunk by chunk, so working memory stays bounded."""
         solver = solver or RK4()
@@ -319,9 +356,25 @@ class CompiledModel:
                         doses.setdefault(t, []).append(item)
         table = self.param_table(params)
         batch = next(iter(table.values())).shape[0] if table else 1
+        compiled = isinstance(solver, RK4) and solver.compiled
+        # Chunks small enough to stay in cache: fused kernels are fastest around 8k samples.
+        chunk_size = chunk_size or (8192 if compiled else 16384)
+        if chunk_size < 1:
+            raise ModelError(f"chunk_size must be >= 1, got {chunk_size}")
         for lo in range(0, batch, chunk_size):
-            chunk = {k: v[lo:lo + chunk_size] for k, v in table.items()}
-            yield self._simulate_chunk(chunk, grid, times, start, intervals, doses, solver, items)
+            # Contiguous copies: a broadcast (stride-0) input makes fused kernels far slower.
+            chunk = {k: v[lo:lo + chunk_size].contiguous() for k, v in table.items()}
+            size = min(chunk_size, batch - lo)
+            if compiled and size < chunk_size and batch > chunk_size:
+                # Pad the last chunk to the compiled shape rather than compile a new kernel.
+                pad = chunk_size - size
+                chunk = {k: torch.cat([v, v[-1:].expand(pad)]) for k, v in chunk.items()}
+            sim = self._simulate_chunk(chunk, grid, times, start, intervals, doses, solver,
+                                       items, compiled)
+            if sim.states.shape[0] != size:
+                sim = Simulation(sim.t, sim.states[:size], sim.observables[:size],
+                                 sim.status[:size], sim.state_names, sim.observable_names)
+            yield sim
 
     def _simulate_chunk(
         self,
@@ -333,16 +386,16 @@ class CompiledModel:
         doses: dict[float, list[Dose]],
         solver: Solver,
         items: Sequence[Intervention],
+        compiled: bool,
     ) -> Simulation:
         batch = next(iter(params.values())).shape[0] if params else 1
         ref = next(iter(params.values())) if params else torch.zeros(1, dtype=self.dtype)
         y = _stack(self._init(dict(params)), batch, ref, dim=0)  # [S, B]: rows contiguous
         index = {n: i for i, n in enumerate(self.state_names)}
         status = torch.zeros(batch, dtype=torch.int64)
-        failed_at = torch.full((batch,), len(times), dtype=torch.int64)
         outputs: list[torch.Tensor] = []
         out_set = {t: i for i, t in enumerate(times)}
-        state_box = {"h": None, "steps": 0}
+        state_box: dict[str, Any] = {"h": None, "steps": 0}
 
         def at_event(t: float, y: torch.Tensor) -> torch.Tensor:
             for dose in doses.get(t, ()):
@@ -355,27 +408,26 @@ class CompiledModel:
 
         y = at_event(start, y)
         for interval in intervals:
-            f = self._rhs_fn(params, interval, batch)
-            active = status == Status.OK
             if isinstance(solver, RK4):
-                y = _rk4_interval(f, y, interval.start, interval.end, solver.dt)
+                env, transfer = self._interval_env(params, interval, as_tensors=compiled)
+                y = self._rk4_interval(y, interval.start, interval.end, solver.dt, env,
+                                       transfer, compiled)
             else:
+                env, transfer = self._interval_env(params, interval, as_tensors=False)
+
+                def f(t: float, y: torch.Tensor, env: Any = env, tr: Any = transfer) -> Any:
+                    return self.rhs(t, y, env, tr)
+
                 y, exhausted = _dopri5_interval(f, y, interval.start, interval.end, solver,
-                                                state_box, active)
-                newly = exhausted & (status == Status.OK)
-                status = torch.where(newly, int(Status.MAX_STEPS), status)
-            bad_value = ~torch.isfinite(y).all(0)
-            too_big = (y.detach().abs() > solver.divergence_threshold).any(0) & ~bad_value
-            for code, mask in ((Status.NONFINITE, bad_value), (Status.DIVERGED, too_big)):
-                newly = mask & (status == Status.OK)
-                status = torch.where(newly, int(code), status)
-            failed_now = (status != Status.OK) & (failed_at == len(times))
-            failed_at = torch.where(failed_now, len(outputs), failed_at)
+                                                state_box, status == Status.OK)
+                if bool(exhausted.any()):
+                    status = torch.where(exhausted & (status == Status.OK),
+                                         int(Status.MAX_STEPS), status)
+                    y = torch.where(exhausted, float("nan"), y)
             y = at_event(interval.end, y)
-        states = torch.stack(outputs, dim=0).permute(2, 0, 1).contiguous()
-        ticks = torch.arange(len(times))
-        dead = ticks[None, :] >= failed_at[:, None]
-        states = torch.where(dead[..., None], torch.full_like(states, float("nan")), states)
+        states = torch.stack(outputs, dim=0)  # [T, S, B]
+        status, dead = _failures(states, status, solver.divergence_threshold)
+        states = torch.where(dead[:, None, :], float("nan"), states).permute(2, 0, 1).contiguous()
         observables = self._observe(states, params, grid.to(self.dtype), items)
         return Simulation(grid, states, observables, status, self.state_names,
                           self.observable_names)
@@ -422,18 +474,26 @@ def _stack(values: list[Any], shape: int | tuple[int, ...], ref: torch.Tensor,
     return torch.stack(cols, dim=dim)
 
 
-def _rk4_interval(f: Any, y: torch.Tensor, a: float, b: float, dt: float) -> torch.Tensor:
-    n = max(1, math.ceil((b - a) / dt - 1e-9))
-    h = (b - a) / n
-    t = a
-    for i in range(n):
-        k1 = f(t, y)
-        k2 = f(t + h / 2, y + (h / 2) * k1)
-        k3 = f(t + h / 2, y + (h / 2) * k2)
-        k4 = f(t + h, y + h * k3)
-        y = y + (h / 6) * (k1 + 2 * (k2 + k3) + k4)
-        t = a + (i + 1) * h
-    return y
+def _failures(
+    states: torch.Tensor, status: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample status from the outputs [T, S, B], and the mask [T, B] of dead outputs.
+
+    Checking once at the end instead of after every step keeps the hot loop free of
+    synchronising reductions; a NaN or an overflow persists, so none is missed.
+    """
+    values = states.detach()
+    nonfinite = ~torch.isfinite(values).all(1)               # [T, B]
+    too_big = (values.abs() > threshold).any(1) & ~nonfinite
+    bad = nonfinite | too_big
+    steps = bad.shape[0]
+    first = torch.where(bad.any(0), bad.to(torch.int8).argmax(0), steps)  # [B]
+    dead = torch.arange(steps)[:, None] >= first[None, :]
+    ever = first < steps
+    hit = nonfinite.gather(0, first.clamp(max=steps - 1)[None, :])[0]
+    code = torch.where(hit, int(Status.NONFINITE), int(Status.DIVERGED))
+    status = torch.where((status == Status.OK) & ever, code, status)
+    return status, dead
 
 
 def _dopri5_interval(
