@@ -68,6 +68,10 @@ class PidsCgroup:
                     os.rmdir(path)
         return None
 
+    def set_limit(self, limit: int) -> None:
+        with open(os.path.join(self.path, "pids.max"), "w") as f:
+            f.write(str(limit))
+
     def join_self(self) -> None:
         """Move the calling process in (used as a ``preexec_fn`` step, before exec)."""
         with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
@@ -92,6 +96,7 @@ class PidsCgroup:
             time.sleep(0.005)
 
     def remove(self) -> None:
+        """Kill what is left and delete the directory."""
         self.kill_all()
         for _ in range(100):
             try:
@@ -110,3 +115,40 @@ class PidsCgroup:
             return False
         cg.remove()
         return True
+
+
+class CgroupPool:
+    """Idle cgroups kept for reuse: the first process to join a fresh v1 cgroup pays ~10 ms.
+
+    Runs may be concurrent (threads), so each run takes its own cgroup from the
+    pool and gives it back empty; ``close`` removes them all.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._idle: list[PidsCgroup] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, limit: int) -> PidsCgroup | None:
+        with self._lock:
+            cg = self._idle.pop() if self._idle else None
+        if cg is None:
+            return PidsCgroup.create(limit)
+        try:
+            cg.set_limit(limit)
+        except OSError:
+            cg.remove()
+            return PidsCgroup.create(limit)
+        return cg
+
+    def release(self, cg: PidsCgroup) -> None:
+        cg.kill_all()
+        with self._lock:
+            self._idle.append(cg)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for cg in idle:
+            cg.remove()
