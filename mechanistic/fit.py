@@ -1,0 +1,709 @@
+"""Maximum-likelihood fitting through the differentiable, batched simulator.
+
+One entry point, :func:`fit_model`, takes a model, data and a frozen :class:`FitConfig`.
+
+How it works, and why:
+
+* **Unconstrained space.** Each free (non-``Fixed``) parameter is optimised as an
+  unconstrained number mapped onto its prior's support: a log-uniform interval through a
+  sigmoid in log space (rates span decades), any other interval through a scaled sigmoid,
+  a lower bound as ``lower + exp(u)``, the real line as ``mean + std * u``. The optimiser
+  can never propose a value the scientist declared impossible, and a unit step means a
+  similar relative change for every parameter.
+* **Multi-start in one batch.** The simulator is batched, so all starts are rows of one
+  simulation: the first start is at the priors' typical values, the rest are prior
+  draws. The objective is the sum of the per-start negative log-likelihoods, which are
+  independent, so one Adam run optimises every start at once for the cost of one. A start
+  whose loss or gradient turns non-finite (a stiff or diverging parameter draw) is masked
+  out of the sum and re-drawn from the priors (its Adam moments cleared) up to
+  ``max_resets`` times, then frozen at its best point: it never poisons the others.
+* **Polish.** The best start(s) are refined with L-BFGS (strong-Wolfe line search), which
+  converges in far fewer simulations than Adam near an optimum; the polish is kept only
+  if it improves the likelihood.
+* **Neural terms (hybrid models).** Networks are *shared* parameters, so they cannot be
+  rows of the multi-start batch. The fit therefore runs in two phases: (1) the multi-start
+  search above fits the mechanistic skeleton with the networks held fixed (a fresh
+  network outputs exactly zero, so this is the purely mechanistic model); (2) from the
+  best skeleton fit, the mechanistic parameters and the networks are trained jointly
+  (Adam, weight decay on the network weights, roll back and halve the step on a
+  non-finite loss). Before phase 2, fresh networks get input scales from the typical size
+  of their inputs along the phase-1 trajectory and an output scale such that a unit
+  output moves the dynamics by their typical size. Networks passed in by the caller keep
+  their scales and weights as the starting point.
+
+Data columns must be observables (``data.check_columns``); NaN cells are skipped by the
+likelihood. With ``train_until`` the rows after it are held out and scored as validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+from torch import nn
+
+from mechanistic.data import ObservedData
+from mechanistic.errors import DataError, ModelError
+from mechanistic.interventions import ControlSchedule, Intervention
+from mechanistic.model import Model
+from mechanistic.observation import ObservationModel, check_data_support
+from mechanistic.priors import LogUniform, Normal, Prior
+from mechanistic.simulate import RK4, CompiledModel, Dopri5, Simulation, Status, compile_model
+from mechanistic.torch_expr import compile_program
+
+__all__ = ["FitConfig", "FitResult", "ParameterTransform", "fit_model"]
+
+_DTYPE = torch.float64
+
+
+# ---------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of one fit; validated on construction so a typo fails before any work.
+
+    ``solver=None`` picks RK4 with ``dt = min(data spacing) / 4``; ``t0=None`` starts the
+    simulation at the first data time (initial conditions hold there).
+    """
+
+    starts: int = 8
+    adam_steps: int = 200
+    lr: float = 0.05
+    lbfgs_steps: int = 50
+    polish_starts: int = 4
+    solver: RK4 | Dopri5 | None = None
+    seed: int = 0
+    t0: float | None = None
+    max_resets: int = 3
+    tol: float = 1e-7
+    patience: int = 40
+    neural_steps: int = 400
+    neural_lr: float = 0.01
+    neural_weight_decay: float = 1e-4
+    neural_lbfgs_steps: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("starts", "polish_starts", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"FitConfig.{name} must be an integer >= 1, "
+                                 f"got {getattr(self, name)!r}")
+        for name in ("adam_steps", "lbfgs_steps", "max_resets", "neural_steps",
+                     "neural_lbfgs_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"FitConfig.{name} must be an integer >= 0, "
+                                 f"got {getattr(self, name)!r}")
+        for name in ("lr", "neural_lr", "tol"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"FitConfig.{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.neural_weight_decay) and self.neural_weight_decay >= 0):
+            raise ValueError("FitConfig.neural_weight_decay must be >= 0")
+        if self.solver is not None and not isinstance(self.solver, RK4 | Dopri5):
+            raise ValueError(f"FitConfig.solver must be RK4(...), Dopri5(...) or None, "
+                             f"got {self.solver!r}")
+        if self.t0 is not None and not math.isfinite(self.t0):
+            raise ValueError("FitConfig.t0 must be finite or None")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["solver"] = None if self.solver is None else _solver_dict(self.solver)
+        return out
+
+
+# ------------------------------------------------------------------------ transforms
+@dataclass(frozen=True)
+class ParameterTransform:
+    """Maps an unconstrained number onto a prior's support (and back)."""
+
+    name: str
+    kind: str  # "log_interval" | "interval" | "lower" | "real"
+    lower: float = -math.inf
+    upper: float = math.inf
+    loc: float = 0.0
+    scale: float = 1.0
+
+    @classmethod
+    def for_prior(cls, name: str, prior: Prior) -> ParameterTransform:
+        support = prior.support
+        if support.kind == "interval":
+            if isinstance(prior, LogUniform):
+                return cls(name, "log_interval", support.lower, support.upper)
+            return cls(name, "interval", support.lower, support.upper)
+        if support.kind == "lower":
+            return cls(name, "lower", support.lower)
+        std = prior.std if isinstance(prior, Normal) else 1.0
+        return cls(name, "real", loc=prior.typical, scale=float(std))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.kind == "log_interval":
+            lo, hi = math.log(self.lower), math.log(self.upper)
+            return torch.exp(lo + (hi - lo) * torch.sigmoid(u))
+        if self.kind == "interval":
+            return self.lower + (self.upper - self.lower) * torch.sigmoid(u)
+        if self.kind == "lower":
+            return self.lower + torch.exp(u)
+        return self.loc + self.scale * u
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if self.kind in ("log_interval", "interval"):
+            if self.kind == "log_interval":
+                lo, hi = math.log(self.lower), math.log(self.upper)
+                p = (np.log(x) - lo) / (hi - lo)
+            else:
+                p = (x - self.lower) / (self.upper - self.lower)
+            p = np.clip(p, 1e-6, 1 - 1e-6)  # a start on the boundary would be at infinity
+            return np.log(p) - np.log1p(-p)
+        if self.kind == "lower":
+            return np.log(np.maximum(x - self.lower, 1e-12))
+        return (x - self.loc) / self.scale
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit found, and how well the model explains the data.
+
+    ``to_dict()`` is JSON-ready (non-finite numbers become null); the networks' weights
+    (``neural_state``) stay in memory only. ``simulate`` runs the fitted model, for
+    forecasts and counterfactuals under interventions.
+    """
+
+    model_name: str
+    params: dict[str, float]
+    free_params: list[str]
+    log_likelihood: float
+    n_obs: int
+    k: int
+    k_neural: int
+    aic: float
+    bic: float
+    train_residuals: dict[str, Any]
+    validation_residuals: dict[str, Any] | None
+    validation_log_likelihood: float | None
+    validation_error: float | None
+    n_validation: int
+    start_losses: list[float]
+    resets: int
+    converged: bool
+    message: str
+    wall_time: float
+    t0: float
+    train_until: float | None
+    solver: dict[str, Any]
+    config: dict[str, Any]
+    neural_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False,
+                                                  compare=False)
+    compiled: CompiledModel | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in (
+            "model_name", "params", "free_params", "log_likelihood", "n_obs", "k", "k_neural",
+            "aic", "bic", "train_residuals", "validation_residuals",
+            "validation_log_likelihood", "validation_error", "n_validation", "start_losses",
+            "resets", "converged", "message", "wall_time", "t0", "train_until", "solver",
+            "config")}
+        return _jsonable(out)
+
+    def simulate(
+        self,
+        t_eval: Sequence[float] | np.ndarray | torch.Tensor,
+        *,
+        interventions: Sequence[Intervention] = (),
+        controls: Mapping[str, ControlSchedule] | None = None,
+        solver: RK4 | Dopri5 | None = None,
+    ) -> Simulation:
+        """The fitted model on ``t_eval`` (from the fit's ``t0``), optionally under
+        interventions: a forecast or a counterfactual."""
+        if self.compiled is None:  # pragma: no cover - results are built by fit_model
+            raise ModelError("this FitResult carries no compiled model")
+        params = {n: torch.tensor([v], dtype=_DTYPE) for n, v in self.params.items()}
+        with torch.no_grad():
+            return self.compiled.simulate(params, t_eval, solver=solver or _parse_solver(
+                self.solver), interventions=interventions, controls=controls, t0=self.t0)
+
+
+def _solver_dict(solver: RK4 | Dopri5) -> dict[str, Any]:
+    return {"kind": type(solver).__name__, **asdict(solver)}
+
+
+def _parse_solver(spec: Mapping[str, Any]) -> RK4 | Dopri5:
+    args = {k: v for k, v in spec.items() if k != "kind"}
+    return RK4(**args) if spec.get("kind") == "RK4" else Dopri5(**args)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return str(value)
+
+
+# -------------------------------------------------------------------------- helpers
+def _data_matrix(model: Model, data: ObservedData) -> np.ndarray:
+    """Data as ``[T, O]`` in the model's observable order; unobserved columns are NaN."""
+    out = np.full((len(data), len(model.observable_names)), np.nan)
+    for j, name in enumerate(model.observable_names):
+        if name in data.values:
+            out[:, j] = data.values[name]
+    return out
+
+
+def _auto_solver(times: np.ndarray, t0: float) -> RK4:
+    grid = np.concatenate([[t0], times]) if t0 < times[0] else times
+    spacing = np.diff(grid)
+    if spacing.size == 0:
+        return RK4(dt=0.1)
+    return RK4(dt=float(spacing.min()) / 4)
+
+
+def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
+                      predicted: np.ndarray, z: np.ndarray, top: int = 3) -> dict[str, Any]:
+    """Per observable: size and sign of the misfit, and where it is worst (for repair)."""
+    out: dict[str, Any] = {}
+    for j, name in enumerate(model.observable_names):
+        mask = ~np.isnan(observed[:, j])
+        if not mask.any():
+            continue
+        y, f = observed[mask, j], predicted[mask, j]
+        err = f - y
+        rmse = float(np.sqrt(np.mean(err**2)))
+        spread = float(np.std(y)) if mask.sum() > 1 and np.std(y) > 0 else float(
+            np.mean(np.abs(y)))
+        zs = z[mask, j]
+        order = np.argsort(-np.nan_to_num(np.abs(zs), nan=np.inf))[:top]
+        out[name] = {
+            "n": int(mask.sum()),
+            "rmse": rmse,
+            "mae": float(np.mean(np.abs(err))),
+            "bias": float(np.mean(err)),
+            "nrmse": rmse / spread if spread > 0 else math.inf,
+            "largest": [{"t": float(times[mask][i]), "observed": float(y[i]),
+                         "predicted": float(f[i]), "z": float(zs[i])} for i in order],
+        }
+    return out
+
+
+class _Objective:
+    """Negative log-likelihood per row of an unconstrained parameter batch ``[B, k]``."""
+
+    def __init__(self, model: Model, compiled: CompiledModel, transforms: list[ParameterTransform],
+                 times: np.ndarray, data: np.ndarray, solver: RK4 | Dopri5, t0: float,
+                 interventions: Sequence[Intervention],
+                 controls: Mapping[str, ControlSchedule] | None) -> None:
+        self.model = model
+        self.compiled = compiled
+        self.transforms = transforms
+        self.times = times
+        self.data = torch.as_tensor(data, dtype=_DTYPE)
+        self.solver = solver
+        self.t0 = t0
+        self.interventions = list(interventions)
+        self.controls = controls
+        self.obs = ObservationModel(model, _DTYPE)
+
+    def params(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {tr.name: tr.forward(u[:, i]) for i, tr in enumerate(self.transforms)}
+
+    def simulate(self, u: torch.Tensor, times: np.ndarray | None = None) -> Simulation:
+        params = self.params(u)
+        if not params:  # no free parameters: one row of fixed values
+            params = {n: torch.full((u.shape[0],), p.prior.typical, dtype=_DTYPE)
+                      for n, p in self.model.params_.items()}
+        return self.compiled.simulate(params, self.times if times is None else times,
+                                      solver=self.solver, interventions=self.interventions,
+                                      controls=self.controls, t0=self.t0)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        sim = self.simulate(u)
+        ll = self.obs.log_likelihood(sim.observables, self.data, self.params(u))
+        nll = -ll
+        return torch.where(sim.status == Status.OK, nll, torch.full_like(nll, math.nan))
+
+
+def _sample_starts(transforms: list[ParameterTransform], priors: list[Prior], n: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Starts in unconstrained space: the priors' typical values, then prior draws."""
+    columns = []
+    for tr, prior in zip(transforms, priors, strict=True):
+        x = prior.sample(rng, n)
+        x[0] = prior.typical
+        columns.append(tr.inverse(x))
+    return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
+
+
+# ----------------------------------------------------------------------- optimisers
+def _adam_multistart(objective: _Objective, u0: np.ndarray, config: FitConfig,
+                     resample: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Adam on the sum of independent per-start losses; returns each start's best point,
+    its loss, and the number of resets."""
+    u = nn.Parameter(torch.as_tensor(u0, dtype=_DTYPE).clone())
+    opt = torch.optim.Adam([u], lr=config.lr)
+    best_u = u.detach().clone()
+    best = torch.full((u.shape[0],), math.inf, dtype=_DTYPE)
+    resets = torch.zeros(u.shape[0], dtype=torch.int64)
+    frozen = torch.zeros(u.shape[0], dtype=torch.bool)
+    history: list[float] = []
+    total_resets = 0
+    for _step in range(config.adam_steps):
+        opt.zero_grad()
+        loss = objective(u)
+        finite = torch.isfinite(loss.detach())
+        if finite.any():
+            torch.where(finite, loss, torch.zeros_like(loss)).sum().backward()
+        grad = u.grad if u.grad is not None else torch.zeros_like(u)
+        bad = ~finite | ~torch.isfinite(grad).all(1)
+        better = ~bad & (loss.detach() < best)
+        best = torch.where(better, loss.detach(), best)
+        best_u[better] = u.detach()[better]
+        grad[bad] = 0.0
+        u.grad = grad
+        redraw = bad & ~frozen & (resets < config.max_resets)
+        frozen |= bad & ~redraw
+        opt.step()
+        with torch.no_grad():
+            if redraw.any():
+                rows = torch.nonzero(redraw).flatten()
+                u[rows] = torch.as_tensor(resample(len(rows)), dtype=_DTYPE)
+                state = opt.state[u]
+                for key in ("exp_avg", "exp_avg_sq"):
+                    state[key][rows] = 0.0
+                resets[rows] += 1
+                total_resets += len(rows)
+            if frozen.any():
+                u[frozen] = best_u[frozen]
+        done = torch.isfinite(best)
+        history.append(float(best[done].sum()) if done.any() else math.inf)
+        if len(history) > config.patience and math.isfinite(history[-1]):
+            old = history[-1 - config.patience]
+            if old - history[-1] <= config.tol * max(1.0, abs(history[-1])):
+                break
+    # the last point was evaluated before its step; one more evaluation is not worth it
+    return best_u.numpy(), best.numpy(), total_resets
+
+
+def _lbfgs(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor],
+           steps: int) -> None:
+    """L-BFGS with strong-Wolfe line search; a non-finite loss is reported as +inf with
+    zero gradient, so the line search backs off instead of stepping into NaN."""
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, max_eval=steps * 2,
+                            tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        if not torch.isfinite(loss):
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            return torch.tensor(math.inf, dtype=_DTYPE)
+        loss.backward()
+        for p in params:
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                p.grad = torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+        return loss.detach()
+
+    opt.step(closure)  # callers compare before and after and keep the better point
+
+
+def _polish(objective: _Objective, u: np.ndarray, losses: np.ndarray,
+            steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """L-BFGS on the given rows (jointly, their losses are independent); keep what improves."""
+    if steps == 0 or u.shape[1] == 0:
+        return u, losses
+    x = nn.Parameter(torch.as_tensor(u, dtype=_DTYPE).clone())
+    _lbfgs(lambda: objective(x).sum(), [x], steps)
+    with torch.no_grad():
+        new = objective(x).numpy()
+    take = np.isfinite(new) & (new < losses)
+    out_u = np.where(take[:, None], x.detach().numpy(), u)
+    return out_u, np.where(take, new, losses)
+
+
+# -------------------------------------------------------------------- neural scales
+def _neural_scales(model: Model, compiled: CompiledModel, params: dict[str, torch.Tensor],
+                   sim: Simulation) -> dict[str, tuple[list[float], float]]:
+    """Input scale: RMS of each input along the trajectory. Output scale: the size of a
+    network output that moves the dynamics (dX/dt, or the observables) by their own RMS,
+    found by probing the right-hand side with a constant in place of the network."""
+    constants = {sp.Symbol(c.name): c.value for c in model.constants_.values()}
+    env: dict[str, Any] = {n: v[:, None] for n, v in params.items()}
+    env["t"] = sim.t.to(_DTYPE)
+    for i, name in enumerate(sim.state_names):
+        env[name] = sim.states[..., i]
+    for name, control in model.controls_.items():
+        env[name] = control.default
+    probe: dict[str, float] = {}
+
+    def fake(name: str, inputs: Sequence[Any]) -> torch.Tensor:
+        shapes = [x.shape for x in inputs if isinstance(x, torch.Tensor)]
+        shape = torch.broadcast_shapes(*shapes) if shapes else ()
+        return torch.full(shape, probe.get(name, 0.0), dtype=_DTYPE)
+
+    rhs = model.rhs()
+    dyn = compile_program([rhs[s] for s in model.state_names], fake, constants)
+    obs = compile_program([o.expr for o in model.observables_.values()], fake, constants)
+    scales = {}
+    for name, term in model.neural_.items():
+        inputs = compile_program(list(term.inputs), fake, constants)(env)
+        in_scale = []
+        for x in inputs:
+            v = torch.as_tensor(x, dtype=_DTYPE)
+            v = v[torch.isfinite(v)]
+            rms = float(v.pow(2).mean().sqrt()) if v.numel() else 1.0
+            in_scale.append(rms if rms > 0 else 1.0)
+        ratios = []
+        for program in (dyn, obs):
+            probe.clear()
+            base = program(env)
+            delta = 1e-4
+            probe[name] = delta
+            moved = program(env)
+            probe.clear()
+            for b, m in zip(base, moved, strict=True):
+                b_t, m_t = torch.as_tensor(b, dtype=_DTYPE), torch.as_tensor(m, dtype=_DTYPE)
+                sens = ((m_t - b_t) / delta).abs()
+                size = b_t.abs()
+                ok = torch.isfinite(sens) & torch.isfinite(size)
+                s_rms = float(sens[ok].pow(2).mean().sqrt()) if ok.any() else 0.0
+                f_rms = float(size[ok].pow(2).mean().sqrt()) if ok.any() else 0.0
+                if s_rms > 0 and f_rms > 0:
+                    ratios.append(f_rms / s_rms)
+        scales[name] = (in_scale, float(np.median(ratios)) if ratios else 1.0)
+    return scales
+
+
+def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
+                 config: FitConfig) -> tuple[np.ndarray, float]:
+    """Phase 2: mechanistic parameters and networks together from the skeleton fit."""
+    u = nn.Parameter(torch.as_tensor(u0, dtype=_DTYPE).clone())
+    weights = [p for p in networks.parameters() if p.requires_grad]
+    decay = [p for n, p in networks.named_parameters() if p.requires_grad and "weight" in n]
+    groups: list[dict[str, Any]] = [{"params": weights, "lr": config.neural_lr}]
+    if u.shape[1]:
+        groups.append({"params": [u], "lr": config.lr})
+    opt = torch.optim.Adam(groups)
+
+    def penalty() -> torch.Tensor:
+        return config.neural_weight_decay * sum((p * p).sum() for p in decay)
+
+    def snapshot() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return u.detach().clone(), copy.deepcopy(networks.state_dict())
+
+    best_loss, best_state = math.inf, snapshot()
+    history: list[float] = []
+    for _step in range(config.neural_steps):
+        opt.zero_grad()
+        nll = objective(u).sum()
+        loss = nll + penalty()
+        grads_ok = False
+        if torch.isfinite(loss):
+            loss.backward()
+            grads_ok = all(torch.isfinite(p.grad).all() for p in [u, *weights]
+                           if p.grad is not None)
+        if not grads_ok:  # roll back to the best point and take smaller steps
+            u_best, net_best = best_state
+            with torch.no_grad():
+                u.copy_(u_best)
+            networks.load_state_dict(net_best)
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+            opt.state.clear()
+            continue
+        if float(loss) < best_loss:
+            best_loss, best_state = float(loss), snapshot()
+        opt.step()
+        history.append(best_loss)
+        if len(history) > config.patience:
+            old = history[-1 - config.patience]
+            if old - best_loss <= config.tol * max(1.0, abs(best_loss)):
+                break
+    u_best, net_best = best_state
+    with torch.no_grad():
+        u.copy_(u_best)
+    networks.load_state_dict(net_best)
+    if config.neural_lbfgs_steps:
+        _lbfgs(lambda: objective(u).sum() + penalty(), [u, *weights], config.neural_lbfgs_steps)
+        with torch.no_grad():
+            after = float(objective(u).sum() + penalty())
+        if math.isfinite(after) and after < best_loss:
+            best_loss = after
+        else:
+            with torch.no_grad():
+                u.copy_(u_best)
+            networks.load_state_dict(net_best)
+    return u.detach().numpy(), best_loss
+
+
+# ------------------------------------------------------------------------------ fit
+def fit_model(
+    model: Model,
+    data: ObservedData,
+    config: FitConfig | None = None,
+    train_until: float | None = None,
+    neural: nn.ModuleDict | None = None,
+    *,
+    interventions: Sequence[Intervention] = (),
+    controls: Mapping[str, ControlSchedule] | None = None,
+) -> FitResult:
+    """Maximum-likelihood fit of ``model`` to ``data`` under its declared noise.
+
+    ``train_until`` holds out the rows after it as a validation window. ``neural``
+    supplies networks for the model's neural terms (trained in place); by default fresh
+    ones are built. ``interventions``/``controls`` describe conditions the data were
+    observed under. See the module docstring for the method.
+    """
+    config = config or FitConfig()
+    started = time.perf_counter()
+    data.check_columns(model.observable_names)
+    train, valid = data.split(train_until) if train_until is not None else (data, None)
+    y_train = _data_matrix(model, train)
+    y_all = _data_matrix(model, data)
+    n_obs = int((~np.isnan(y_train)).sum())
+    if n_obs == 0:
+        raise DataError(f"{data.source or 'data'}: no observed values to fit in the training "
+                        f"window (every cell is missing)")
+    check_data_support(model, y_all)
+    t0 = float(data.t[0]) if config.t0 is None else float(config.t0)
+    if t0 > data.t[0]:
+        raise DataError(f"FitConfig.t0={t0:g} is after the first data time {data.t[0]:g}")
+    solver = config.solver or _auto_solver(train.t, t0)
+
+    fresh_networks = neural is None
+    compiled = compile_model(model, neural=neural, dtype=_DTYPE, seed=config.seed)
+    networks = compiled.neural
+    free = model.free_param_names
+    priors = [model.params_[n].prior for n in free]
+    transforms = [ParameterTransform.for_prior(n, p) for n, p in zip(free, priors, strict=True)]
+    objective = _Objective(model, compiled, transforms, train.t, y_train, solver, t0,
+                           interventions, controls)
+    rng = np.random.default_rng(config.seed)
+
+    def resample(n: int) -> np.ndarray:
+        draws = _sample_starts(transforms, priors, n + 1, rng)
+        return draws[1:]
+
+    # Phase 1: multi-start, networks held fixed (grads off so failed rows cannot NaN them).
+    trainable = [p for p in networks.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        u0 = _sample_starts(transforms, priors, config.starts, rng)
+        if transforms and config.adam_steps:
+            starts_u, start_losses, resets = _adam_multistart(objective, u0, config, resample)
+        else:
+            with torch.no_grad():
+                start_losses = objective(torch.as_tensor(u0, dtype=_DTYPE)).numpy()
+            starts_u, resets = u0, 0
+        start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
+        top = np.argsort(start_losses)[:min(config.polish_starts, config.starts)]
+        polished_u, polished = _polish(objective, starts_u[top], start_losses[top],
+                                       config.lbfgs_steps)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+    start_losses = start_losses.copy()
+    start_losses[top] = polished
+    starts_u = starts_u.copy()
+    starts_u[top] = polished_u
+    best = int(np.argmin(start_losses))
+    u_best = starts_u[best:best + 1]
+    if not np.isfinite(start_losses[best]):
+        raise ModelError(f"fit failed: every start of {model.name!r} gave a non-finite "
+                         f"likelihood (simulation diverged or predictions impossible under "
+                         f"the noise model); check the priors and the data scale")
+    agreeing = _agreeing_starts(start_losses)
+    message = (f"best of {config.starts} starts; {agreeing} within 0.5 log-likelihood units "
+               f"of the best; {resets} start(s) re-drawn after non-finite losses")
+
+    # Phase 2: hybrid models train networks and parameters jointly.
+    k_neural = sum(p.numel() for p in trainable)
+    if trainable and config.neural_steps:
+        if fresh_networks:
+            with torch.no_grad():
+                u_t = torch.as_tensor(u_best, dtype=_DTYPE)
+                sim = objective.simulate(u_t)
+                table = compiled.param_table(objective.params(u_t) or {}, batch=1)
+            for name, (ins, out) in _neural_scales(model, compiled, table, sim).items():
+                networks[name].set_scales(ins, out)  # type: ignore[operator]
+        u_best, joint = _train_joint(objective, u_best, networks, config)
+        message += f"; networks trained jointly from the best skeleton fit (loss {joint:.6g})"
+
+    # Final evaluation on train and validation.
+    with torch.no_grad():
+        u_t = torch.as_tensor(u_best, dtype=_DTYPE)
+        free_values = objective.params(u_t)
+        nll_train = float(objective(u_t)[0])
+        sim_all = objective.simulate(u_t, data.t)
+        point = objective.obs.pointwise(sim_all.observables, torch.as_tensor(y_all), free_values)
+        z = objective.obs.residuals(sim_all.observables, torch.as_tensor(y_all), free_values)
+    predicted = sim_all.observables[0].numpy()
+    z_np = z[0].numpy()
+    is_train = data.t <= (train_until if train_until is not None else math.inf)
+    ll = -nll_train
+    k = len(free)
+    k_total = k + k_neural
+    table = {n: float(v[0]) for n, v in compiled.param_table(free_values or {}, 1).items()}
+    train_res = _residual_summary(model, data.t[is_train], y_all[is_train], predicted[is_train],
+                                  z_np[is_train])
+    valid_res = valid_ll = valid_err = None
+    n_valid = 0
+    if valid is not None:
+        mask = ~is_train
+        n_valid = int((~np.isnan(y_all[mask])).sum())
+        valid_res = _residual_summary(model, data.t[mask], y_all[mask], predicted[mask],
+                                      z_np[mask])
+        valid_ll = float(point[0][torch.as_tensor(mask)].sum())
+        nrmse = [v["nrmse"] for v in valid_res.values()]
+        valid_err = float(np.mean(nrmse)) if nrmse else None
+    converged = bool(np.isfinite(ll) and agreeing >= min(2, config.starts))
+    return FitResult(
+        model_name=model.name,
+        params=table,
+        free_params=free,
+        log_likelihood=ll,
+        n_obs=n_obs,
+        k=k,
+        k_neural=k_neural,
+        aic=2 * k_total - 2 * ll,
+        bic=k_total * math.log(n_obs) - 2 * ll,
+        train_residuals=train_res,
+        validation_residuals=valid_res,
+        validation_log_likelihood=valid_ll,
+        validation_error=valid_err,
+        n_validation=n_valid,
+        start_losses=[float(x) for x in start_losses],
+        resets=int(resets),
+        converged=converged,
+        message=message,
+        wall_time=time.perf_counter() - started,
+        t0=t0,
+        train_until=train_until,
+        solver=_solver_dict(solver),
+        config=config.to_dict(),
+        neural_state={k_: v.detach().clone() for k_, v in networks.state_dict().items()},
+        compiled=compiled,
+    )
+
+
+def _agreeing_starts(losses: np.ndarray, tol: float = 0.5) -> int:
+    """Starts whose final negative log-likelihood is within ``tol`` of the best: two or
+    more independent starts reaching the same optimum is the practical sign of convergence
+    to the global maximum rather than a local one."""
+    finite = losses[np.isfinite(losses)]
+    if finite.size == 0:
+        return 0
+    return int((finite <= finite.min() + tol).sum())
