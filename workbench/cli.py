@@ -230,11 +230,11 @@ def fit(
     with _user_errors():
         from mechanistic.data import load_csv
         from workbench.loading import load_model
-        from workbench.main_job import fit_and_report, fit_config
+        from workbench.main_job import check_fit_inputs, fit_and_report, fit_config
 
         model = load_model(model_path)
         data = load_csv(data_path)
-        data.check_columns(model.observable_names)
+        check_fit_inputs(model, data, train_until)
         config = fit_config(starts, seed, steps)
         with _spinner(f"fitting {model.name} to {data_path.name}"):
             report = fit_and_report(model, data, out, train_until=train_until, config=config)
@@ -246,8 +246,9 @@ def _spinner(message: str) -> Iterator[None]:
     """A transient spinner with elapsed time: fits take seconds to minutes."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    console = _console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=_console(stderr=True), transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         progress.add_task(message, total=None)
         yield
 

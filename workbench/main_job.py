@@ -26,6 +26,7 @@ __all__ = [
     "EXAMPLE_TRAIN_UNTIL",
     "ExampleReport",
     "FitReport",
+    "check_fit_inputs",
     "example_paths",
     "fit_and_report",
     "fit_config",
@@ -40,7 +41,7 @@ _REPO = Path(__file__).resolve().parents[1]
 _CONFIG_NAMES = {
     "starts": ("n_starts", "starts", "restarts"),
     "seed": ("seed",),
-    "steps": ("max_steps", "steps", "n_steps", "max_iter", "iterations"),
+    "steps": ("adam_steps", "max_steps", "steps"),
 }
 
 
@@ -100,7 +101,8 @@ def validation_errors(
     t: np.ndarray, data: dict[str, np.ndarray], fitted: dict[str, np.ndarray],
     train_until: float | None,
 ) -> dict[str, dict[str, float]]:
-    """RMSE per observable on rows after ``train_until``; NRMSE divides by the mean |data|.
+    """RMSE per observable on rows after ``train_until``; NRMSE divides it by the spread
+    (standard deviation) of the validation data, as the fitter's residual summaries do.
 
     Computed here from the fitted trajectory rather than taken from the fitter, so the
     number printed, plotted and written to ``fit.json`` is the same by construction.
@@ -114,7 +116,8 @@ def validation_errors(
             continue
         resid = fitted[name][mask] - y[mask]
         rmse = float(np.sqrt(np.mean(resid**2)))
-        scale = float(np.mean(np.abs(y[mask])))
+        scale = float(np.std(y[mask])) if mask.sum() > 1 else 0.0
+        scale = scale if scale > 0 else float(np.mean(np.abs(y[mask])))
         out[name] = {"rmse": rmse, "nrmse": rmse / scale if scale > 0 else math.nan,
                      "n": int(mask.sum())}
     return out
@@ -137,6 +140,15 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def check_fit_inputs(model: Model, data: ObservedData, train_until: float | None) -> None:
+    """Fail fast (DataError) on data the fit cannot use, before any slow work starts."""
+    data.check_columns(model.observable_names)
+    if train_until is not None:
+        if not math.isfinite(train_until):
+            raise DataError(f"--train-until must be a finite time, got {train_until}")
+        data.split(train_until)  # raises a DataError naming the problem if nothing trains
+
+
 def fit_and_report(
     model: Model,
     data: ObservedData,
@@ -152,11 +164,7 @@ def fit_and_report(
     from mechanistic import fit as fitting
     from workbench.plots import plot_fit
 
-    data.check_columns(model.observable_names)
-    if train_until is not None:
-        if not math.isfinite(train_until):
-            raise DataError(f"--train-until must be a finite time, got {train_until}")
-        data.split(train_until)  # raises a DataError naming the problem if nothing trains
+    check_fit_inputs(model, data, train_until)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kwargs = {} if config is None else {"config": config}
@@ -189,7 +197,7 @@ def fit_and_report(
     files["params"].write_text(json.dumps(params, indent=2) + "\n")
     summary = {
         "model": model.name, "data": data.source, "train_until": train_until,
-        "params": params, "loglik": _number(result.loglik), "aic": _number(result.aic),
+        "params": params, "loglik": _number(result.log_likelihood), "aic": _number(result.aic),
         "bic": _number(result.bic), "validation": validation,
         "files": {k: p.name for k, p in files.items()}, "result": result.to_dict(),
     }
