@@ -370,7 +370,7 @@ class CompiledModel:
                 pad = chunk_size - size
                 chunk = {k: torch.cat([v, v[-1:].expand(pad)]) for k, v in chunk.items()}
             sim = self._simulate_chunk(chunk, grid, times, start, intervals, doses, solver,
-                                       items, compiled)
+                                       items, compiled, controls)
             if sim.states.shape[0] != size:
                 sim = Simulation(sim.t, sim.states[:size], sim.observables[:size],
                                  sim.status[:size], sim.state_names, sim.observable_names)
@@ -387,6 +387,7 @@ class CompiledModel:
         solver: Solver,
         items: Sequence[Intervention],
         compiled: bool,
+        controls: Mapping[str, ControlSchedule] | None = None,
     ) -> Simulation:
         batch = next(iter(params.values())).shape[0] if params else 1
         ref = next(iter(params.values())) if params else torch.zeros(1, dtype=self.dtype)
@@ -428,12 +429,13 @@ class CompiledModel:
         states = torch.stack(outputs, dim=0)  # [T, S, B]
         status, dead = _failures(states, status, solver.divergence_threshold)
         states = torch.where(dead[:, None, :], float("nan"), states).permute(2, 0, 1).contiguous()
-        observables = self._observe(states, params, grid.to(self.dtype), items)
+        observables = self._observe(states, params, grid.to(self.dtype), items, controls)
         return Simulation(grid, states, observables, status, self.state_names,
                           self.observable_names)
 
     def _observe(self, states: torch.Tensor, params: Mapping[str, torch.Tensor],
-                 grid: torch.Tensor, items: Sequence[Intervention]) -> torch.Tensor:
+                 grid: torch.Tensor, items: Sequence[Intervention],
+                 controls: Mapping[str, ControlSchedule] | None = None) -> torch.Tensor:
         batch, steps = states.shape[0], states.shape[1]
         if not self.observable_names:
             return states.new_zeros(batch, steps, 0)
@@ -442,7 +444,10 @@ class CompiledModel:
         for i, name in enumerate(self.state_names):
             env[name] = states[..., i]
         for name, control in self.model.controls_.items():
-            env[name] = torch.full((steps,), control.default, dtype=self.dtype)
+            schedule = (controls or {}).get(name)
+            env[name] = torch.tensor([schedule.value_at(float(t), control.default)
+                                      if schedule else control.default for t in grid],
+                                     dtype=self.dtype)
         for item in items:
             if isinstance(item, SetValue | Scale) and item.target in env:
                 mask = torch.tensor([item.active(float(t)) for t in grid])
@@ -509,9 +514,23 @@ def _dopri5_interval(
         d0 = _rms(y.detach() / scale, active)
         d1 = _rms(k1.detach() / scale, active)
         box["h"] = min(0.01 * d0 / d1 if d0 > 1e-5 and d1 > 1e-5 else 1e-6, b - a)
+    failed = torch.zeros_like(active)
+    last_error: torch.Tensor | None = None
     while t < b:
-        if box["steps"] >= solver.max_steps or box["h"] < 1e-12 * max(1.0, abs(t)):
-            return y, active.clone()
+        if box["steps"] >= solver.max_steps:
+            return y, failed | active
+        if box["h"] < 1e-12 * max(1.0, abs(t)):
+            # The shared step collapsed: fail only the samples whose error forced it (a
+            # blow-up in one sample must not stop the others), then go on.
+            culprits = active
+            if last_error is not None:
+                errors = torch.where(active, last_error, torch.zeros_like(last_error))
+                culprits = active & (errors >= 0.01 * errors.max())
+            failed, active = failed | culprits, active & ~culprits
+            if not bool(active.any()):
+                return y, failed
+            box["h"], last_error = (b - a) * 1e-3, None
+            continue
         h = min(box["h"], b - t)
         last = h >= b - t
         ks = [k1]
@@ -535,7 +554,8 @@ def _dopri5_interval(
             box["h"] = max(box["h"], h * factor) if last else h * factor
         else:
             box["h"] = h * factor
-    return y, torch.zeros_like(active)
+        last_error = torch.where(healthy, per_sample, torch.zeros_like(per_sample))
+    return y, failed
 
 
 def _rms(x: torch.Tensor, active: torch.Tensor) -> float:
