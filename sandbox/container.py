@@ -39,6 +39,7 @@ from sandbox.spec import (
 
 MARKER = b"MMW-RESULT "
 _GUEST_HEADROOM = 96 * MiB  # the guest's own interpreter shares the container's memory
+_PRELOAD_HEADROOM = 128 * MiB  # a guest holding sympy + mechanistic, and its forks' COW copies
 _GUEST_PIDS = 8
 
 
@@ -68,6 +69,7 @@ def connect(base_url: str | None = None, timeout: float = 5.0):
         try:
             client = docker.DockerClient(base_url=url, timeout=timeout)
             client.ping()
+            client.api.timeout = 120  # builds, removals under load; runs keep their own deadline
             return client
         except Exception as exc:
             errors.append(f"{url}: {type(exc).__name__}")
@@ -82,6 +84,7 @@ class ContainerConfig:
     base_url: str | None = None
     image: str | None = None
     warm: bool = False
+    preload: tuple[str, ...] = ("mechanistic",)  # warm only: imported once, runs fork from it
     cpus: float = 1.0
     start_timeout_s: float = 30.0
 
@@ -190,7 +193,8 @@ class ContainerSandbox:
         from docker.types import Ulimit
 
         lim = spec.limits
-        mem = lim.memory_bytes + _GUEST_HEADROOM
+        preload = ",".join(self.config.preload) if self.config.warm else ""
+        mem = lim.memory_bytes + _GUEST_HEADROOM + (_PRELOAD_HEADROOM if preload else 0)
         host_config = self.client.api.create_host_config(
             network_mode="none", mem_limit=mem, memswap_limit=mem,
             pids_limit=lim.pids + _GUEST_PIDS, read_only=True,
@@ -205,7 +209,8 @@ class ContainerSandbox:
         c = self.client.api.create_container(
             self.image, command=["python3", "-m", "sandbox.guest"], user="65534:65534",
             working_dir="/sandbox", stdin_open=True, tty=False, network_disabled=True,
-            environment={"PYTHONPATH": "/opt/mmw", "PYTHONDONTWRITEBYTECODE": "1"},
+            environment={"PYTHONPATH": "/opt/mmw", "PYTHONDONTWRITEBYTECODE": "1",
+                         "MMW_GUEST_PRELOAD": preload},
             host_config=host_config, labels={"mmw.sandbox": "1"},
         )
         cid = c["Id"]

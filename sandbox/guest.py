@@ -93,7 +93,53 @@ def _oom_kills() -> int:
     return -1
 
 
-def handle(request: dict, seq: int) -> dict:
+PRELOAD_ENV = "MMW_GUEST_PRELOAD"
+_PY_FLAGS = ("-B", "-S", "-s", "-E", "-u")
+
+
+def preload() -> bool:
+    """Import the modules named in MMW_GUEST_PRELOAD (a warm container's zygote state)."""
+    import importlib
+
+    loaded = False
+    for name in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
+        try:
+            importlib.import_module(name.strip())
+            loaded = True
+        except Exception as exc:  # a broken preload only costs speed
+            print(f"guest: preload {name} failed: {exc}", file=sys.stderr)
+    if loaded:
+        import runpy  # noqa: F401 - the forked children need it
+    return loaded
+
+
+def fork_target(argv: list[str], workdir: str):
+    """For ``python3 [flags] SCRIPT args``: a callable that runs SCRIPT in a fork, else None.
+
+    ``-c`` and ``-m`` (and anything else) still exec a fresh interpreter.
+    """
+    if not argv or argv[0] not in ("python", "python3"):
+        return None
+    rest = argv[1:]
+    while rest and rest[0] in _PY_FLAGS:
+        rest = rest[1:]
+    if not rest or rest[0].startswith("-"):
+        return None
+    script = os.path.join(workdir, rest[0])
+
+    def target() -> int:
+        import runpy
+
+        sys.argv = list(rest)
+        sys.path[0] = os.path.dirname(script)
+        sys.dont_write_bytecode = True
+        runpy.run_path(script, run_name="__main__")
+        return 0
+
+    return target
+
+
+def handle(request: dict, seq: int, preloaded: bool = False) -> dict:
     """Run one request; always returns a response dict."""
     limits = request["limits"]
     workdir = os.path.join(WORKDIR, f"run-{seq}")
@@ -108,6 +154,7 @@ def handle(request: dict, seq: int) -> dict:
             stdin=base64.b64decode(request["stdin"]),
             preexec_fn=supervise.rlimit_setter(limits),
             kill_tree=lambda proc: kill_everything_else(),
+            fork_target=fork_target(request["argv"], workdir) if preloaded else None,
         )
         oom = ooms >= 0 and _oom_kills() > ooms
         if oom and not out["timed_out"] and out["limit_hit"] in (None, "pids"):
@@ -126,6 +173,7 @@ def main() -> int:
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     seq = 0
+    preloaded = preload()
     while True:
         line = stdin.readline()
         if not line:
@@ -134,7 +182,7 @@ def main() -> int:
             continue
         seq += 1
         try:
-            response = handle(json.loads(line), seq)
+            response = handle(json.loads(line), seq, preloaded)
         except Exception as exc:  # report, keep serving
             response = {"guest_error": f"{type(exc).__name__}: {exc}"}
         stdout.write(MARKER + json.dumps(response).encode() + b"\n")
