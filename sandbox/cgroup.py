@@ -86,14 +86,14 @@ class PidsCgroup:
 
     def kill_all(self) -> None:
         """SIGKILL every member until none is left (forks racing the kill are caught)."""
-        for _ in range(200):
+        for _ in range(1000):
             pids = self.pids()
             if not pids:
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.005)
+            time.sleep(0.001)
 
     def remove(self) -> None:
         """Kill what is left and delete the directory."""

@@ -164,6 +164,9 @@ class LocalSandbox:
             )
         self.mode = mode
         self._cgroup_ok = self.config.use_cgroup and PidsCgroup.available()
+        self._prlimit = shutil.which("prlimit") if os.path.exists("/bin/sh") else None
+        self._fs_args = _bwrap_fs_args(self.config)
+        self._site = _site_dirs()
         self._pool = CgroupPool()
         # the pool's directories are removed even if close() is never called
         self._finalizer = weakref.finalize(self, self._pool.close)
@@ -204,10 +207,10 @@ class LocalSandbox:
             # -S: skip site (.pth files, editable-install finders: ~10 ms a start);
             # the interpreter's site-packages go on PYTHONPATH instead.
             argv[0:1] = [self.config.python, "-S"]
-            env["PYTHONPATH"] = ":".join([env["PYTHONPATH"], *_site_dirs()])
+            env["PYTHONPATH"] = ":".join([env["PYTHONPATH"], *self._site])
         if self.mode == "bwrap":
             bw = [shutil.which("bwrap") or "bwrap", "--bind", workdir, "/sandbox",
-                  *_bwrap_fs_args(self.config), "--chdir", "/sandbox",
+                  *self._fs_args, "--chdir", "/sandbox",
                   "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                   "--hostname", "sandbox", "--uid", "65534", "--gid", "65534", "--clearenv"]
             for k, v in env.items():
@@ -234,12 +237,22 @@ class LocalSandbox:
             os.chmod(workdir, 0o777)
             argv, cwd, env = self._argv(spec, workdir)
             limits = _limit_dict(spec.limits)
-            rl = supervise.rlimit_setter(limits)
-
-            def preexec() -> None:
+            preexec = None
+            if self._prlimit:
+                # No Python preexec_fn: Popen can then vfork, which stays cheap when the
+                # host process is large (torch loaded); sh joins the cgroup, prlimit sets
+                # the rlimits, and both exec on, so the pid we watch is the sandbox's.
+                argv = [self._prlimit, *supervise.prlimit_flags(limits), "--", *argv]
                 if cgroup is not None:
-                    cgroup.join_self()
-                rl()
+                    argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"',
+                            os.path.join(cgroup.path, "cgroup.procs"), *argv]
+            else:
+                rl = supervise.rlimit_setter(limits)
+
+                def preexec() -> None:
+                    if cgroup is not None:
+                        cgroup.join_self()
+                    rl()
 
             def kill_tree(proc: subprocess.Popen[bytes]) -> None:
                 supervise._kill_group(proc)

@@ -64,6 +64,19 @@ def rlimit_setter(limits: Mapping[str, float], *, data: bool = True) -> Callable
     return apply
 
 
+def prlimit_flags(limits: Mapping[str, float]) -> list[str]:
+    """The same rlimits as :func:`rlimit_setter`, as flags of util-linux ``prlimit``."""
+    cpu = int(limits["cpu_s"])
+    fsize = int(limits["file_size_bytes"])
+    mem = int(limits["memory_bytes"])
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = int(limits["open_files"])
+    if hard != resource.RLIM_INFINITY:
+        nofile = min(nofile, hard)
+    return [f"--cpu={cpu}:{cpu + 1}", f"--fsize={fsize}:{fsize}", f"--nofile={nofile}:{nofile}",
+            "--core=0:0", f"--data={mem}:{mem}"]
+
+
 def classify(
     *, returncode: int | None, timed_out: bool, output_capped: bool, stderr_tail: bytes,
     oom_killed: bool = False,
