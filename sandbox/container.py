@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -176,6 +177,7 @@ class ContainerSandbox:
         self.client = client or connect(self.config.base_url)
         self.image = resolve_image(self.client, self.config.image)
         self._warm: tuple[object, _Channel, tuple] | None = None
+        self._lock = threading.Lock()  # one request at a time on the warm channel
 
     def guarantees(self) -> Guarantees:
         return Guarantees(
@@ -186,7 +188,10 @@ class ContainerSandbox:
             notes=("runs as uid 65534 with all capabilities dropped and no-new-privileges",
                    "shares the host kernel (a kernel exploit escapes)") + (
                    ("warm: one container serves many runs; the guest kills every leftover "
-                    "process between runs",) if self.config.warm else ()),
+                    "process between runs",
+                    "warm: code shares uid 65534 with the in-container guest, so it can disturb "
+                    "or forge its own container's answers (results are data, never executed)",
+                    ) if self.config.warm else ()),
         )
 
     def _create(self, spec: RunSpec):
@@ -251,6 +256,12 @@ class ContainerSandbox:
         return self._warm[0], self._warm[1]
 
     def run(self, spec: RunSpec) -> RunResult:
+        if not self.config.warm:
+            return self._run(spec)
+        with self._lock:
+            return self._run(spec)
+
+    def _run(self, spec: RunSpec) -> RunResult:
         g = self.guarantees()
         start = time.monotonic()
         cid = None
