@@ -1,0 +1,470 @@
+"""The LLM proposer: a langchain chat model writes, repairs and refines DSL modules.
+
+Design choices, and why:
+
+* ``propose(task, n)`` makes **one call asking for n modules** (each its own block). The
+  system prompt (DSL reference and examples) dominates the tokens, so one call is far
+  cheaper than n, and a model that sees its own alternatives diversifies them. A follow-up
+  is sent only when an answer holds no usable module; fewer than n modules are returned
+  as they are (the protocol says "up to n"), which keeps the number of calls predictable.
+* Extraction never crashes the search: an unusable answer gets a follow-up that says what
+  was wrong (at most ``max_followups``), then the proposer gives up on that request
+  (``propose``/``refine`` return fewer candidates, ``repair`` returns None).
+* Transport failures (no key, server down) are not garbage answers: they raise
+  :class:`LLMCallError` so a misconfigured run stops loudly instead of proposing nothing.
+* Every call lands in ``usage`` and, when a ``log`` is given, as a ``kind="llm_call"``
+  event with the prompt messages, the answer, tokens, latency and purpose.
+* langchain is imported inside the methods that need it, so ``import agent`` stays light.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from agent.core import Candidate, Critique, EventSink, Feedback, Task, Usage, summarise_data
+from agent.extract import (
+    candidate_id,
+    comment_field,
+    extract_json,
+    extract_modules,
+    numbered,
+    several_modules_problem,
+    structure_label,
+)
+from mechanistic.errors import DataError, ModelError
+from mechanistic.interventions import (
+    Intervention,
+    interventions_from_json,
+    validate_interventions,
+)
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
+__all__ = [
+    "ChatSettings",
+    "LLMCallError",
+    "LLMProposer",
+    "PromptSet",
+    "render_critique",
+    "render_feedback",
+]
+
+Message = tuple[str, str]   # (role, content); role is system | user | assistant
+_LOCAL_KEY = "sk-local-no-key"
+
+
+class LLMCallError(RuntimeError):
+    """The chat model could not be called (network, authentication, quota, exhausted script)."""
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Sampling and transport settings for the chat models the constructors build.
+
+    ``None`` leaves a setting at the provider's default (some reasoning models reject a
+    temperature). ``max_tokens`` is generous because one answer may hold several modules.
+    """
+
+    temperature: float | None = 0.7
+    max_tokens: int | None = 8192
+    timeout_s: float | None = 180.0
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
+    def kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"max_retries": self.max_retries}
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            out["max_tokens"] = self.max_tokens
+        if self.timeout_s is not None:
+            out["timeout"] = self.timeout_s
+        return out
+
+
+class PromptSet:
+    """The templates of one prompt version, read from package data (``agent/prompts/vN``)."""
+
+    def __init__(self, version: str = "v1") -> None:
+        root = resources.files("agent").joinpath("prompts", version)
+        if not root.joinpath("system.md").is_file():
+            raise ValueError(f"unknown prompt version {version!r} (no agent/prompts/{version})")
+        self.version = version
+        self._root = root
+        self._cache: dict[str, Template] = {}
+
+    def render(self, name: str, **values: Any) -> str:
+        if name not in self._cache:
+            text = self._root.joinpath(f"{name}.md").read_text(encoding="utf-8")
+            self._cache[name] = Template(text)
+        return self._cache[name].substitute({k: str(v) for k, v in values.items()}).strip()
+
+
+# ----------------------------------------------------------------------------- rendering
+def _render_error(error: Mapping[str, Any], source: str) -> str:
+    """The ModuleError dict as the traceback text, plus the offending source line."""
+    from sandbox.runner import Frame, ModuleError
+
+    frames = tuple(
+        Frame(lineno=int(f.get("lineno") or 0), name=str(f.get("name", "")),
+              line=str(f.get("line") or ""), offset=f.get("offset"))
+        for f in error.get("frames") or () if isinstance(f, Mapping)
+    )
+    err = ModuleError(str(error.get("kind", "exception")), str(error.get("type", "Error")),
+                      str(error.get("message", "")), frames, str(error.get("traceback") or ""))
+    parts = [err.render()]
+    if not frames and err.traceback:
+        parts.append(err.traceback[-1500:])
+    lineno = error.get("lineno") or err.lineno
+    lines = source.splitlines()
+    if isinstance(lineno, int) and 1 <= lineno <= len(lines):
+        pointer = f"The error points at line {lineno}:\n    {lines[lineno - 1].strip()}"
+        offset = frames[-1].offset if frames else None
+        if err.kind == "syntax" and isinstance(offset, int) and offset > 0:
+            stripped = len(lines[lineno - 1]) - len(lines[lineno - 1].lstrip())
+            pointer += "\n    " + " " * max(0, offset - 1 - stripped) + "^"
+        parts.append(pointer)
+    return "\n\n".join(parts)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _render_residuals(residuals: Mapping[str, Any], indent: str = "") -> list[str]:
+    """Per-observable misfit summaries (as from mechanistic.fit) as short lines."""
+    out: list[str] = []
+    for name, summary in residuals.items():
+        if isinstance(summary, Mapping) and "rmse" in summary:
+            bias = summary.get("bias")
+            direction = ""
+            if isinstance(bias, int | float) and bias:
+                direction = " (predictions too high on average)" if bias > 0 else \
+                    " (predictions too low on average)"
+            stats = ", ".join(f"{k}={_fmt(summary[k])}" for k in ("n", "rmse", "nrmse", "bias")
+                              if k in summary)
+            out.append(f"{indent}- {name}: {stats}{direction}")
+            for miss in list(summary.get("largest") or ())[:3]:
+                if isinstance(miss, Mapping):
+                    out.append(f"{indent}    worst at t={_fmt(miss.get('t'))}: observed "
+                               f"{_fmt(miss.get('observed'))}, predicted "
+                               f"{_fmt(miss.get('predicted'))}")
+        elif isinstance(summary, Mapping):
+            out.append(f"{indent}- {name}:")
+            out.extend(_render_residuals(summary, indent + "  "))
+        else:
+            out.append(f"{indent}- {name}: {json.dumps(summary, default=str)}")
+    return out
+
+
+def render_feedback(feedback: Feedback, source: str) -> str:
+    """What went wrong, as prompt text: traceback with the offending line, failed checks,
+    or the residual summary."""
+    parts: list[str] = []
+    error_text = _render_error(feedback.error, source) if feedback.error else ""
+    if feedback.message and feedback.message.strip() not in error_text:
+        parts.append(feedback.message.strip())
+    if error_text:
+        parts.append(error_text)
+    failed = [c for c in feedback.checks if not c.get("passed", False)]
+    if failed:
+        parts.append("Failed structural checks:\n" + "\n".join(
+            f"- {c.get('name', 'check')} ({c.get('severity', 'error')}): {c.get('message', '')}"
+            for c in failed))
+    if feedback.residuals:
+        parts.append("Fit residuals by observable:\n"
+                     + "\n".join(_render_residuals(feedback.residuals)))
+    return "\n\n".join(parts) or feedback.kind
+
+
+def render_critique(critique: Critique) -> str:
+    parts = [critique.message.strip()]
+    if critique.validation_error is not None:
+        parts.append(f"Validation error (held-out window): {critique.validation_error:.4g}")
+    if critique.residuals:
+        parts.append("Residuals by observable:\n"
+                     + "\n".join(_render_residuals(critique.residuals)))
+    return "\n\n".join(p for p in parts if p)
+
+
+def _training_summary(task: Task) -> str:
+    """The data as the model may see it: the training window only (no peeking at the
+    validation rows that will score its candidates)."""
+    try:
+        train, _ = task.data.split(task.train_until)
+    except DataError:
+        train = task.data
+    text = summarise_data(train, task.train_until)
+    if task.validate_until is not None:
+        text += (f"\nvalidation window ({task.train_until:g}, {task.validate_until:g}] is held "
+                 f"out for scoring")
+    return text
+
+
+def _is_local(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".local"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(part.get("text", "") if isinstance(part, Mapping) else str(part)
+                       for part in content)
+    return str(content)
+
+
+def _token_counts(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage_metadata", None) or {}
+    prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    if prompt is None or completion is None:
+        meta = getattr(response, "response_metadata", None) or {}
+        counts = meta.get("token_usage") or meta.get("usage") or {}
+        prompt = counts.get("prompt_tokens", counts.get("input_tokens", 0))
+        completion = counts.get("completion_tokens", counts.get("output_tokens", 0))
+    return int(prompt or 0), int(completion or 0)
+
+
+# ------------------------------------------------------------------------------ proposer
+class LLMProposer:
+    """Writes, repairs and refines simulator modules with any langchain chat model."""
+
+    def __init__(self, chat_model: BaseChatModel, *, name: str = "llm",
+                 log: EventSink | None = None, max_followups: int = 2,
+                 prompt_version: str = "v1") -> None:
+        if max_followups < 0:
+            raise ValueError(f"max_followups must be >= 0, got {max_followups}")
+        self.chat_model = chat_model
+        self.name = name
+        self.log = log
+        self.max_followups = max_followups
+        self.prompts = PromptSet(prompt_version)
+        self.usage = Usage()
+        self.model_label = str(getattr(chat_model, "model_name", None)
+                               or getattr(chat_model, "model", None) or type(chat_model).__name__)
+        self._proposed: list[str] = []   # structure labels so far, to ask for new ones
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_spec(cls, spec: str, *, settings: ChatSettings | None = None, name: str = "llm",
+                  log: EventSink | None = None, max_followups: int = 2,
+                  prompt_version: str = "v1") -> LLMProposer:
+        """A chat model from ``provider:model`` (e.g. ``openai:gpt-4o``,
+        ``anthropic:claude-sonnet-4-5``, ``ollama:qwen2.5-coder``) via ``init_chat_model``."""
+        if not spec or not spec.strip():
+            raise ValueError("an LLM spec looks like 'provider:model', e.g. 'openai:gpt-4o'")
+        try:
+            from langchain.chat_models import init_chat_model
+        except ImportError as exc:
+            raise ValueError("the LLM agent needs langchain: pip install langchain") from exc
+        try:
+            model = init_chat_model(spec, **(settings or ChatSettings()).kwargs())
+        except Exception as exc:  # provider packages raise many types for a bad spec or key
+            raise ValueError(f"cannot build a chat model from {spec!r}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        proposer = cls(model, name=name, log=log, max_followups=max_followups,
+                       prompt_version=prompt_version)
+        proposer.model_label = spec
+        return proposer
+
+    @classmethod
+    def from_base_url(cls, url: str, model: str, api_key_env: str = "OPENAI_API_KEY", *,
+                      settings: ChatSettings | None = None, name: str = "llm",
+                      log: EventSink | None = None, max_followups: int = 2,
+                      prompt_version: str = "v1") -> LLMProposer:
+        """Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, a gateway).
+
+        The key comes from ``$api_key_env``; local and private-network servers usually
+        need none, so a placeholder is sent there when the variable is unset.
+        """
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"base URL must look like http://host:port/v1, got {url!r}")
+        key = os.environ.get(api_key_env) or (_LOCAL_KEY if _is_local(url) else None)
+        if key is None:
+            raise ValueError(f"set ${api_key_env} to the API key for {url} (a key may be "
+                             f"omitted only for local or private-network servers)")
+        try:
+            from langchain_openai import ChatOpenAI
+        except ImportError as exc:
+            raise ValueError("the LLM agent needs langchain-openai: "
+                             "pip install langchain-openai") from exc
+        chat = ChatOpenAI(model=model, base_url=url, api_key=key,
+                          **(settings or ChatSettings()).kwargs())
+        proposer = cls(chat, name=name, log=log, max_followups=max_followups,
+                       prompt_version=prompt_version)
+        proposer.model_label = f"{model}@{url}"
+        return proposer
+
+    # ---------------------------------------------------------------------- protocol
+    def propose(self, task: Task, n: int) -> list[Candidate]:
+        if n < 1:
+            return []
+        avoid = ""
+        if self._proposed:
+            avoid = ("\nStructures already proposed (write different ones): "
+                     + "; ".join(dict.fromkeys(self._proposed)) + "\n")
+        prompt = self.prompts.render(
+            "propose", description=task.description.strip(), time_unit=task.time_unit,
+            data_summary=_training_summary(task), columns=", ".join(task.data.columns),
+            objectives=task.objectives, avoid=avoid, n=n)
+        modules = self._ask_modules(self._start(prompt), "propose", want=n)
+        out = [self._candidate(code, "propose") for code in modules[:n]]
+        self._proposed.extend(c.structure for c in out)
+        return out
+
+    def repair(self, task: Task, candidate: Candidate, feedback: Feedback) -> Candidate | None:
+        prompt = self.prompts.render(
+            "repair", description=task.description.strip(), time_unit=task.time_unit,
+            columns=", ".join(task.data.columns), structure=candidate.structure,
+            numbered_source=numbered(candidate.source), feedback_kind=feedback.kind,
+            feedback=render_feedback(feedback, candidate.source))
+        modules = self._ask_modules(self._start(prompt), "repair", want=1,
+                                    exclude={candidate.source})
+        if not modules:
+            return None
+        first_line = (feedback.message or feedback.kind).strip().splitlines()
+        note = f"repair of {feedback.kind}: {first_line[0][:160] if first_line else ''}"
+        return self._candidate(modules[0], "repair", parent=candidate.id, note=note)
+
+    def refine(self, task: Task, candidate: Candidate, critique: Critique,
+               n: int) -> list[Candidate]:
+        if n < 1:
+            return []
+        prompt = self.prompts.render(
+            "refine", description=task.description.strip(), time_unit=task.time_unit,
+            columns=", ".join(task.data.columns), data_summary=_training_summary(task),
+            structure=candidate.structure, source=candidate.source.rstrip(),
+            critique=render_critique(critique), n=n)
+        modules = self._ask_modules(self._start(prompt), "refine", want=n,
+                                    exclude={candidate.source})
+        return [self._candidate(code, "refine", parent=candidate.id,
+                                note=comment_field(code, "change") or "")
+                for code in modules[:n]]
+
+    def intervention(self, task: Task, candidate: Candidate, model_json: str,
+                     question: str) -> list[Intervention]:
+        from mechanistic.serialize import model_from_json
+
+        model = model_from_json(model_json)
+
+        def names(items: Mapping[str, Any]) -> str:
+            return ", ".join(f"{k} ({v.doc})" if getattr(v, "doc", "") else k
+                             for k, v in items.items()) or "(none)"
+
+        prompt = self.prompts.render(
+            "intervention", description=task.description.strip(), time_unit=task.time_unit,
+            t_first=f"{float(task.data.t[0]):g}", t_last=f"{float(task.data.t[-1]):g}",
+            structure=candidate.structure, source=candidate.source.rstrip(),
+            states=names(model.states_), params=names(model.params_),
+            controls=names(model.controls_), question=question.strip())
+        messages = self._start(prompt)
+        problem = ""
+        for attempt in range(2):   # the answer, then one re-ask with the validation error
+            answer = self._call(messages, "intervention", attempt)
+            value, problem_text = extract_json(answer)
+            problem = problem_text or ""
+            if value is not None:
+                if isinstance(value, Mapping) and "unmappable" in value:
+                    raise ValueError(f"the question cannot be expressed on "
+                                     f"{candidate.structure!r}: {value['unmappable']}")
+                try:
+                    items = interventions_from_json(value)
+                    if not items:
+                        raise ModelError("the list is empty; give at least one intervention")
+                    validate_interventions(model, items)
+                    return items
+                except (ModelError, TypeError, ValueError) as exc:
+                    problem = str(exc)
+            messages = [*messages, ("assistant", answer),
+                        ("user", self.prompts.render("intervention_retry", error=problem))]
+        raise ValueError(f"could not translate the question into interventions on "
+                         f"{candidate.structure!r}: {problem}")
+
+    # ------------------------------------------------------------------------ helpers
+    def _start(self, prompt: str) -> list[Message]:
+        return [("system", self.prompts.render("system")), ("user", prompt)]
+
+    def _candidate(self, code: str, origin: str, parent: str | None = None,
+                   note: str = "") -> Candidate:
+        return Candidate(id=candidate_id(code), source=code, structure=structure_label(code),
+                         origin=origin, parent=parent, note=note, proposer=self.name)
+
+    def _ask_modules(self, messages: list[Message], purpose: str, want: int,
+                     exclude: set[str] | None = None) -> list[str]:
+        """Ask, then follow up on unusable answers; [] once the follow-ups are spent."""
+        exclude = {code.strip() for code in exclude or ()}
+        for attempt in range(self.max_followups + 1):
+            answer = self._call(messages, purpose, attempt)
+            found = extract_modules(answer)
+            modules = [m for m in found.modules if m.strip() not in exclude]
+            if want == 1 and len(modules) > 1:
+                problem = several_modules_problem(len(modules))
+            elif modules:
+                return modules
+            elif found.modules:
+                problem = ("Your module is identical to the one you were given; it would fail "
+                           "the same way. Change what the feedback points at and send the "
+                           "complete module in one ```python block.")
+            else:
+                problem = found.problem
+            messages = [*messages, ("assistant", answer), ("user", problem or "")]
+        return []
+
+    def _call(self, messages: list[Message], purpose: str, attempt: int = 0) -> str:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+        start = time.perf_counter()
+        event: dict[str, Any] = {
+            "kind": "llm_call", "proposer": self.name, "model": self.model_label,
+            "purpose": purpose, "attempt": attempt, "prompt_version": self.prompts.version,
+            "messages": [{"role": role, "content": content} for role, content in messages],
+        }
+        try:
+            response = self.chat_model.invoke([kinds[role](content=content)
+                                               for role, content in messages])
+        except Exception as exc:  # any provider/transport failure
+            seconds = time.perf_counter() - start
+            self.usage.add(0, 0, seconds)
+            self._emit({**event, "answer": None, "error": f"{type(exc).__name__}: {exc}",
+                        "prompt_tokens": 0, "completion_tokens": 0, "tokens": 0,
+                        "seconds": seconds})
+            raise LLMCallError(f"{self.name}: the {purpose} call to {self.model_label} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - start
+        text = _text(response.content)
+        prompt_tokens, completion_tokens = _token_counts(response)
+        self.usage.add(prompt_tokens, completion_tokens, seconds)
+        self._emit({**event, "answer": text, "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "tokens": prompt_tokens + completion_tokens, "seconds": seconds})
+        return text
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log(event)
