@@ -1,0 +1,179 @@
+"""Evaluate one candidate: sandbox, model JSON, structural checks, fit, validation score.
+
+Each stage's failure is a result, not an exception: the node records how far it got and
+why it stopped, and that record becomes the repair feedback. The score is the validation
+error normalised per series (so series on different scales average fairly); candidates
+without a validation window are ranked by AIC instead.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.core import Candidate, EventSink, Feedback, Task
+from mechanistic.checks import run_checks
+from mechanistic.errors import ModelError
+from mechanistic.fit import FitConfig, FitResult, fit_model
+from mechanistic.model import Model
+from mechanistic.serialize import model_from_json
+from sandbox.runner import run_model_module
+from sandbox.spec import Sandbox
+
+__all__ = ["Node", "evaluate_candidate", "feedback_for"]
+
+# Node status, in the order a candidate passes the stages.
+INVALID = "invalid"              # the module did not produce a model in the sandbox
+FAILED_CHECKS = "failed_checks"  # structural checks reported errors
+FIT_FAILED = "fit_failed"        # fitting raised or produced no finite likelihood
+OK = "ok"
+
+
+@dataclass
+class Node:
+    """A candidate and everything learned about it; one row of the search tree."""
+
+    candidate: Candidate
+    status: str
+    depth: int = 0
+    repairs: int = 0
+    model_json: str | None = None
+    error: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    fit: dict[str, Any] | None = None
+    validation_error: float | None = None
+    aic: float | None = None
+    wall_time: float = 0.0
+    expanded: bool = False
+    fit_result: FitResult | None = field(default=None, repr=False)
+    model: Model | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.candidate.id
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def score(self) -> float:
+        """Lower is better; invalid nodes are infinitely bad."""
+        if not self.ok:
+            return math.inf
+        if self.validation_error is not None and math.isfinite(self.validation_error):
+            return self.validation_error
+        return self.aic if self.aic is not None and math.isfinite(self.aic) else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "structure": self.candidate.structure, "status": self.status,
+            "origin": self.candidate.origin, "parent": self.candidate.parent,
+            "note": self.candidate.note, "proposer": self.candidate.proposer,
+            "depth": self.depth, "repairs": self.repairs, "expanded": self.expanded,
+            "validation_error": _finite(self.validation_error), "aic": _finite(self.aic),
+            "score": _finite(self.score), "wall_time": round(self.wall_time, 3),
+            "error": self.error, "failed_checks": [c for c in self.checks if not c["passed"]
+                                                   and c.get("severity") == "error"],
+            "roles": dict(self.candidate.roles),
+        }
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def evaluate_candidate(
+    task: Task,
+    candidate: Candidate,
+    *,
+    sandbox: Sandbox | None,
+    fit_config: FitConfig,
+    log: EventSink | None = None,
+    depth: int = 0,
+    repairs: int = 0,
+) -> Node:
+    """Run ``candidate`` through every stage and return what happened as a Node."""
+    start = time.perf_counter()
+    node = Node(candidate, INVALID, depth=depth, repairs=repairs)
+    run = run_model_module(candidate.source, filename="simulator.py", sandbox=sandbox)
+    if log is not None:
+        log({"kind": "sandbox_run", "node": candidate.id, "ok": run.ok,
+             "run": run.run.to_dict(), "error": run.error.to_dict() if run.error else None})
+    if not run.ok or run.model_json is None:
+        node.error = run.error.to_dict() if run.error else {"kind": "sandbox", "type": "Error",
+                                                             "message": run.run.summary()}
+        return _done(node, start)
+    node.model_json = run.model_json
+    try:
+        model = model_from_json(run.model_json)
+    except ModelError as exc:
+        node.error = {"kind": "serialization", "type": type(exc).__name__, "message": str(exc)}
+        return _done(node, start)
+    node.model = model
+    node.checks = [c.to_dict() for c in run_checks(model)]
+    missing = [c for c in task.data.columns if c not in model.observables_]
+    if missing:
+        node.checks.append({
+            "name": "data_columns", "passed": False, "severity": "error",
+            "message": f"data column(s) {missing} have no observable; declare "
+                       f"m.observe({missing[0]!r}, <expression>, noise=...) with the column's "
+                       f"exact name (observables now: {model.observable_names})",
+        })
+    if any(not c["passed"] and c.get("severity") == "error" for c in node.checks):
+        node.status = FAILED_CHECKS
+        return _done(node, start)
+    try:
+        data = task.data
+        if task.validate_until is not None:
+            data, _ = data.split(task.validate_until)
+        result = fit_model(model, data, fit_config, train_until=task.train_until)
+    except Exception as exc:  # any fit failure is feedback for the repair loop, not a crash
+        node.status = FIT_FAILED
+        node.error = {"kind": "fit", "type": type(exc).__name__, "message": str(exc),
+                      "traceback": traceback.format_exc(limit=3)}
+        return _done(node, start)
+    node.fit_result = result
+    node.fit = result.to_dict()
+    node.aic = result.aic
+    node.validation_error = result.validation_error
+    if not math.isfinite(result.log_likelihood):
+        node.status = FIT_FAILED
+        node.error = {"kind": "fit", "type": "NonFinite",
+                      "message": f"the fit found no finite likelihood: {result.message}"}
+        return _done(node, start)
+    node.status = OK
+    return _done(node, start)
+
+
+def _done(node: Node, start: float) -> Node:
+    node.wall_time = time.perf_counter() - start
+    return node
+
+
+def feedback_for(node: Node) -> Feedback:
+    """What a proposer needs to repair ``node``: the error, the failed checks, or the fit."""
+    if node.status == INVALID:
+        error = node.error or {}
+        text = error.get("type", "Error") + ": " + str(error.get("message", ""))
+        for frame in error.get("frames", []) or []:
+            text += f"\n  line {frame.get('lineno')}: {frame.get('line', '')}"
+        return Feedback("error", text, error=error)
+    if node.status == FAILED_CHECKS:
+        failed = [c for c in node.checks if not c["passed"] and c.get("severity") == "error"]
+        text = "\n".join(f"- {c['name']}: {c['message']}" for c in failed)
+        return Feedback("checks", "structural checks failed:\n" + text, checks=failed)
+    if node.status == FIT_FAILED:
+        error = node.error or {}
+        return Feedback("fit", f"fitting failed: {error.get('message', '')}", error=error)
+    residuals = (node.fit or {}).get("validation_residuals") or (node.fit or {}).get(
+        "train_residuals") or {}
+    return Feedback("fit", f"validation error {node.validation_error}", residuals=residuals)
+
+
+def with_origin(candidate: Candidate, origin: str, parent: str | None) -> Candidate:
+    """A copy marked as a repair or refinement of ``parent`` (proposers may forget)."""
+    return replace(candidate, origin=origin, parent=candidate.parent or parent)

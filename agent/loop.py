@@ -1,0 +1,227 @@
+"""The search loop: propose, evaluate, repair, reflect, refine, best-first.
+
+Read it top to bottom: :meth:`Search.run` is the whole algorithm. Budgets end the search
+by raising :class:`BudgetExhausted` with a message (mini-swe-agent style), and the loop
+returns the best nodes found so far. Every node is saved as soon as it is evaluated, so a
+killed run resumes from its run folder without redoing finished nodes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from agent.core import Candidate, Critique, EventSink, Proposer, Task
+from agent.evaluate import Node, evaluate_candidate, feedback_for, with_origin
+from mechanistic.fit import FitConfig
+from sandbox.spec import Sandbox
+
+__all__ = ["BudgetExhausted", "Search", "SearchConfig", "SearchResult", "reflect"]
+
+T = TypeVar("T")
+
+
+class BudgetExhausted(Exception):
+    """A budget ran out; the message says which. The search ends with what it has."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Budgets and breadth of the tree search; validated so a typo fails at once."""
+
+    initial: int = 4                 # K diverse structures proposed first
+    max_nodes: int = 14              # candidates evaluated, repairs included
+    max_repairs: int = 2             # repair attempts along one failing lineage
+    refinements: int = 2             # children asked for per expansion
+    max_expansions_per_structure: int = 2  # diversity: no family hogs the search
+    max_llm_calls: int | None = None
+    max_tokens: int | None = None
+    max_seconds: float | None = None
+    seed: int = 0
+    fit: FitConfig = field(default_factory=lambda: FitConfig(
+        starts=4, adam_steps=120, lbfgs_steps=30, polish_starts=2, neural_steps=200))
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "max_nodes", "refinements", "max_expansions_per_structure"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SearchConfig.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_repairs, int) or self.max_repairs < 0:
+            raise ValueError(f"SearchConfig.max_repairs must be >= 0, got {self.max_repairs!r}")
+        for name in ("max_llm_calls", "max_tokens", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"SearchConfig.{name} must be positive or None, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "initial": self.initial, "max_nodes": self.max_nodes,
+            "max_repairs": self.max_repairs, "refinements": self.refinements,
+            "max_expansions_per_structure": self.max_expansions_per_structure,
+            "max_llm_calls": self.max_llm_calls, "max_tokens": self.max_tokens,
+            "max_seconds": self.max_seconds, "seed": self.seed, "fit": self.fit.to_dict(),
+        }
+
+
+@dataclass
+class SearchResult:
+    """Every node in the tree, best first among the valid ones, and why the search ended."""
+
+    nodes: list[Node]
+    stop_reason: str
+    usage: dict[str, Any]
+
+    @property
+    def ranked(self) -> list[Node]:
+        return sorted((n for n in self.nodes if n.ok), key=lambda n: n.score)
+
+    @property
+    def best(self) -> Node | None:
+        ranked = self.ranked
+        return ranked[0] if ranked else None
+
+
+def reflect(node: Node) -> Critique:
+    """Where the fit of a good node misses: the series with the largest normalised error,
+    and whether its residuals are biased. This steers the refinements."""
+    fit = node.fit or {}
+    residuals = fit.get("validation_residuals") or fit.get("train_residuals") or {}
+    lines = []
+    for name, summary in sorted(residuals.items(),
+                                key=lambda kv: -(kv[1].get("nrmse") or 0.0)):
+        nrmse, bias = summary.get("nrmse"), summary.get("bias")
+        lines.append(f"{name}: normalised RMSE {nrmse}, bias {bias}")
+    message = "; ".join(lines) or "no residual summary"
+    return Critique(message=message, residuals=residuals, validation_error=node.validation_error)
+
+
+class Search:
+    """One search over simulator structures for one task."""
+
+    def __init__(
+        self,
+        task: Task,
+        proposer: Proposer,
+        config: SearchConfig,
+        *,
+        sandbox: Sandbox | None = None,
+        log: EventSink | None = None,
+        on_node: Callable[[Node], None] | None = None,
+        resume: list[Node] | None = None,
+    ) -> None:
+        self.task, self.proposer, self.config = task, proposer, config
+        self.sandbox, self.log, self.on_node = sandbox, log, on_node
+        self.nodes: dict[str, Node] = {n.id: n for n in resume or []}
+        self.evaluated = sum(1 for n in self.nodes.values())
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> SearchResult:
+        stop = "search space exhausted: no valid node left to refine"
+        try:
+            if not self.nodes:
+                for candidate in self._ask(lambda: self.proposer.propose(
+                        self.task, self.config.initial)):
+                    self._add(with_origin(candidate, "propose", None), depth=0)
+            if not any(n.ok for n in self.nodes.values()):
+                stop = "no proposed structure produced a valid, fitted simulator"
+            while (node := self._pick()) is not None:
+                critique = reflect(node)
+                self._event("reflect", node=node.id, critique=critique.message)
+                children = self._ask(lambda n=node, c=critique: self.proposer.refine(
+                    self.task, n.candidate, c, self.config.refinements))
+                for child in children:
+                    self._add(with_origin(child, "refine", node.id), depth=node.depth + 1)
+                node.expanded = True
+                self._saved(node)
+        except BudgetExhausted as exc:
+            stop = str(exc)
+        self._event("stop", reason=stop)
+        return SearchResult(list(self.nodes.values()), stop, self._usage())
+
+    def _add(self, candidate: Candidate, depth: int) -> None:
+        """Evaluate a candidate; while it fails, ask for repairs (bounded)."""
+        node = self._evaluate(candidate, depth, repairs=0)
+        while node is not None and not node.ok and node.repairs < self.config.max_repairs:
+            fixed = self._ask(lambda n=node: self.proposer.repair(
+                self.task, n.candidate, feedback_for(n)))
+            if fixed is None:
+                self._event("repair_gave_up", node=node.id)
+                return
+            node = self._evaluate(with_origin(fixed, "repair", node.id), depth,
+                                  repairs=node.repairs + 1)
+
+    # ----------------------------------------------------------------- helpers
+    def _pick(self) -> Node | None:
+        """Best unexpanded valid node, skipping structure families already expanded enough."""
+        expansions = Counter(self._family(n) for n in self.nodes.values() if n.expanded)
+        open_nodes = [n for n in self.nodes.values() if n.ok and not n.expanded
+                      and expansions[self._family(n)] < self.config.max_expansions_per_structure]
+        if not open_nodes:
+            return None
+        return min(open_nodes, key=lambda n: (n.score, n.depth, n.id))
+
+    def _family(self, node: Node) -> str:
+        seen = set()
+        while node.candidate.parent and node.candidate.parent in self.nodes and \
+                node.id not in seen:
+            seen.add(node.id)
+            node = self.nodes[node.candidate.parent]
+        return node.candidate.structure
+
+    def _evaluate(self, candidate: Candidate, depth: int, repairs: int) -> Node | None:
+        if candidate.id in self.nodes:
+            self._event("duplicate", node=candidate.id)
+            return None
+        self._check_budget(evaluating=True)
+        self._event("evaluate", node=candidate.id, structure=candidate.structure,
+                    origin=candidate.origin, parent=candidate.parent)
+        node = evaluate_candidate(self.task, candidate, sandbox=self.sandbox,
+                                  fit_config=self.config.fit, log=self.log, depth=depth,
+                                  repairs=repairs)
+        self.evaluated += 1
+        self.nodes[node.id] = node
+        self._event("evaluated", node=node.id, status=node.status,
+                    validation_error=node.validation_error, score=_finite(node.score))
+        self._saved(node)
+        return node
+
+    def _ask(self, call: Callable[[], T]) -> T:
+        """Call the proposer, inside the budget."""
+        self._check_budget()
+        return call()
+
+    def _check_budget(self, evaluating: bool = False) -> None:
+        cfg, usage = self.config, self.proposer.usage
+        if evaluating and self.evaluated >= cfg.max_nodes:
+            raise BudgetExhausted(f"node budget reached: {self.evaluated} candidates evaluated")
+        if cfg.max_llm_calls is not None and usage.llm_calls >= cfg.max_llm_calls:
+            raise BudgetExhausted(f"LLM call budget reached: {usage.llm_calls} calls")
+        if cfg.max_tokens is not None and usage.tokens >= cfg.max_tokens:
+            raise BudgetExhausted(f"token budget reached: {usage.tokens} tokens")
+        elapsed = time.monotonic() - self.started
+        if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+            raise BudgetExhausted(f"time budget reached: {elapsed:.0f} s")
+
+    def _saved(self, node: Node) -> None:
+        if self.on_node is not None:
+            self.on_node(node)
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log({"kind": kind, **fields})
+
+    def _usage(self) -> dict[str, Any]:
+        usage = self.proposer.usage
+        return {"llm_calls": usage.llm_calls, "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens, "tokens": usage.tokens,
+                "llm_seconds": round(usage.seconds, 3), "nodes": self.evaluated,
+                "wall_seconds": round(time.monotonic() - self.started, 3)}
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
