@@ -134,14 +134,14 @@ def show(
                     expand=False), markup=False)
     params = Table(title="parameters", title_justify="left")
     for col in ("name", "prior", "support", "unit", "fixed", "doc"):
-        params.add_column(col)
+        params.add_column(col, overflow="fold")
     for row in parameter_table(model):
         params.add_row(row["name"], row["prior"], row["support"], row["unit"],
                        "yes" if row["fixed"] else "", row["doc"])
     out.print(params)
     table = Table(title="checks", title_justify="left")
     for col in ("", "check", "message"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in checks:
         mark = ("[green]ok[/green]" if r.passed else
                 "[red]FAIL[/red]" if r.severity == "error" else "[yellow]warn[/yellow]")
