@@ -113,12 +113,12 @@ def stream(model: Model, batch: int, solver: RK4) -> int:
 def peak_rss_mib(batch: int, dt: float) -> float:
     """Peak resident memory of a fresh process streaming ``batch`` trajectories."""
     code = (
-        "import resource, sys; sys.path.insert(0, %r); "
+        f"import resource, sys; sys.path.insert(0, {str(ROOT)!r}); "
         "from benchmarks.simulate_throughput import stream, seir_model; "
         "from mechanistic.simulate import RK4; "
-        "stream(seir_model(), %d, RK4(dt=%r)); "
+        f"stream(seir_model(), {batch}, RK4(dt={dt!r})); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    ) % (str(ROOT), batch, dt)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
