@@ -86,6 +86,12 @@ class RunStore:
         write_atomic(folder / "checks.json", _dump(node.checks))
         if node.fit is not None:
             write_atomic(folder / "fit.json", _dump(node.fit))
+        if node.fit_result is not None and node.fit_result.neural_state:
+            import torch
+
+            # A plain state dict of tensors, read back with weights_only=True.
+            torch.save({k: v.detach().cpu() for k, v in node.fit_result.neural_state.items()},
+                       folder / "neural.pt")
         write_atomic(folder / "node.json", _dump({
             **node.to_dict(), "candidate": {k: v for k, v in node.candidate.to_dict().items()
                                             if k != "source"},

@@ -1,0 +1,131 @@
+"""A fitted candidate, rebuilt from a run folder: forecasts and counterfactuals.
+
+A run folder holds each candidate's model JSON, its fit (parameters, t0, solver) and, for
+hybrid models, the networks' weights as a state dict (``neural.pt``, read with
+``weights_only=True``, so loading it executes nothing). From these the fitted simulator is
+rebuilt without rerunning the candidate's code or the fit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.core import Candidate, Proposer, Task
+from agent.store import RunStore, write_atomic
+from mechanistic.interventions import (
+    Intervention,
+    interventions_to_json,
+    validate_interventions,
+)
+from mechanistic.model import Model
+from mechanistic.serialize import model_from_json
+from mechanistic.simulate import CompiledModel, compile_model
+from mechanistic.uncertainty import Bands, laplace_draws, predictive_bands
+
+__all__ = ["Counterfactual", "FittedCandidate", "answer_counterfactual", "load_fitted"]
+
+
+@dataclass
+class FittedCandidate:
+    """One candidate of a run with its fit, ready to simulate."""
+
+    task: Task
+    candidate: Candidate
+    model: Model
+    fit: dict[str, Any]
+    compiled: CompiledModel
+
+    def bands(self, t_eval: Sequence[float] | np.ndarray, interventions: Sequence[Intervention]
+              = (), draws: int = 200, seed: int = 0) -> Bands:
+        """Predictive bands from Laplace draws around the fit (see mechanistic.uncertainty)."""
+        params = laplace_draws(self.model, self.task.data, self.fit, n=draws, seed=seed,
+                               compiled=self.compiled)
+        return predictive_bands(self.compiled, params, t_eval, t0=float(self.fit["t0"]),
+                                solver=self.fit["solver"], interventions=interventions, seed=seed)
+
+
+def load_fitted(run: str | Path, candidate_id: str | None = None) -> FittedCandidate:
+    """The best valid candidate of a run (or the one named) with its fit."""
+    store = RunStore(run)
+    task, _ = store.read_task()
+    tree = store.read_tree()
+    node_id = candidate_id or tree.get("best")
+    if node_id is None:
+        raise ValueError(f"{run}: the run has no valid fitted candidate to use")
+    folder = store.candidate_dir(node_id)
+    if not (folder / "fit.json").is_file() or not (folder / "model.json").is_file():
+        known = [n["id"] for n in tree.get("nodes", []) if n.get("status") == "ok"]
+        raise ValueError(f"{run}: candidate {node_id!r} has no fit; fitted candidates: {known}")
+    model = model_from_json((folder / "model.json").read_text())
+    fit = json.loads((folder / "fit.json").read_text())
+    compiled = compile_model(model)
+    weights = folder / "neural.pt"
+    if model.neural_ and weights.is_file():
+        state = torch.load(weights, weights_only=True)
+        compiled.neural.load_state_dict(state)
+    node = json.loads((folder / "node.json").read_text())
+    info = node["candidate"]
+    candidate = Candidate(info["id"], (folder / "simulator.py").read_text(), info["structure"],
+                          info.get("origin", "propose"), info.get("parent"),
+                          info.get("note", ""), info.get("roles", {}), info.get("proposer", ""))
+    return FittedCandidate(task, candidate, model, fit, compiled)
+
+
+@dataclass(frozen=True)
+class Counterfactual:
+    """A what-if answer: the interventions used and the bands with and without them."""
+
+    question: str
+    interventions: list[Intervention]
+    baseline: Bands
+    intervened: Bands
+
+    def frame(self) -> Any:
+        base = self.baseline.frame().add_prefix("baseline_").rename(columns={"baseline_t": "t"})
+        what = self.intervened.frame().add_prefix("intervened_").drop(columns=["intervened_t"])
+        return base.join(what)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "interventions.json", json.dumps(
+            {"question": self.question,
+             "interventions": interventions_to_json(self.interventions)}, indent=2) + "\n")
+        write_atomic(folder / "counterfactual.csv", self.frame().to_csv(index=False))
+
+
+def answer_counterfactual(
+    fitted: FittedCandidate,
+    proposer: Proposer | None,
+    *,
+    question: str = "",
+    interventions: Sequence[Intervention] | None = None,
+    t_eval: Sequence[float] | np.ndarray,
+    draws: int = 200,
+    seed: int = 0,
+) -> Counterfactual:
+    """Translate ``question`` (unless ``interventions`` are given) and simulate both worlds
+    from the same parameter draws, so the difference is the intervention's effect."""
+    if interventions is None:
+        if proposer is None or not question.strip():
+            raise ValueError("give a question (--what) or an intervention file (--intervention)")
+        items = proposer.intervention(fitted.task, fitted.candidate,
+                                      fitted.model.to_json(), question)
+    else:
+        items = list(interventions)
+    validate_interventions(fitted.model, items)
+    baseline = fitted.bands(t_eval, (), draws=draws, seed=seed)
+    intervened = fitted.bands(t_eval, items, draws=draws, seed=seed)
+    return Counterfactual(question or "intervention file", list(items), baseline, intervened)
+
+
+def slug(text: str) -> str:
+    """A folder name for a question."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "counterfactual"
