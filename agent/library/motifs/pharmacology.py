@@ -1,0 +1,104 @@
+"""Pharmacokinetics: one, two and three compartments, oral absorption from a gut depot,
+and saturable (Michaelis-Menten) elimination.
+
+The dose is read from the description when it names one ('a 100 mg oral dose'); then the
+amount is a constant and the volume is identifiable from the concentrations. Otherwise
+the initial amount is a parameter. The route is oral when the description says so (oral,
+tablet, capsule, absorption), else an intravenous bolus into the central compartment.
+Rates are per hour, converted to the task's unit; concentration is amount / volume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from agent.library.motifs.base import Build, Builder, Motif, Slot, noise_for
+from agent.library.profile import ColumnProfile, DataProfile, parse_amount
+from agent.library.refine import add_peripheral, saturate
+from agent.library.spec import ModelSpec, ObsSpec, ParamSpec, PriorSpec
+
+__all__ = ["MOTIFS"]
+
+_KEYWORDS = ("dose", "drug", "plasma", "concentration", "mg", "clearance", "absorption",
+             "oral", "infusion", "pharmacokinetic", "pk", "compartment", "elimination",
+             "tablet", "half-life", "bolus", "intravenous", "serum", "capsule", "administered",
+             "pharmaco", "metabolism", "renal")
+_ORAL = ("oral", "tablet", "capsule", "absorption", "swallow", "by mouth", "ingest")
+_CONC = Slot("concentration", ("conc", "plasma", "cp", "level", "serum", "blood", "drug"))
+_PERI = Slot("peripheral", ("tissue", "periph", "effect", "csf"))
+
+
+def _oral(profile: DataProfile) -> bool:
+    text = profile.description.lower()
+    return any(k in text for k in _ORAL)
+
+
+def _pk(profile: DataProfile, cols: Mapping[str, ColumnProfile], *, compartments: int,
+        oral: bool, michaelis: bool, name: str, title: str) -> ModelSpec:
+    b = Builder(title, name, profile, "drug amounts in compartments; concentration = amount/V")
+    gut = b.state("gut", "drug in the gut depot") if oral else None
+    central = b.state("central", "drug amount in plasma")
+    conc = cols.get("concentration")
+    cmax = max(conc.maximum, 1e-6) if conc else 1.0
+    dose = parse_amount(profile.description)
+    V = b.param("V", "LogUniform", (0.5, 500.0), "central volume of distribution")
+    if dose is not None:
+        amount = b.constant("dose", dose, "dose amount (from the description)")
+    else:
+        amount = b.param("A0", "LogUniform", (cmax * 0.5, cmax * 1000.0), "initial dose amount")
+    k_el = b.rate_param("k_el", 0.005, 5.0, "hour", "elimination rate constant")
+    if oral:
+        ka = b.rate_param("ka", 0.05, 10.0, "hour", "absorption rate constant")
+        b.flow(gut, central, f"{ka} * {gut}", "absorption")
+        b.role(absorption_rate=ka)
+    b.flow(central, None, f"{k_el} * {central}", "elimination", saturating_in=central)
+    b.init(**({"gut": amount, "central": "0"} if oral else {"central": amount}))
+    if conc is not None:
+        b.observe(conc, central, f"1 / {V}", "plasma concentration")
+    b.role(central=central, elimination_rate=k_el, volume=V, dose_target=gut or central,
+           main_flow="elimination")
+    spec = b.build()
+    for _ in range(compartments - 1):
+        spec = add_peripheral(spec, central) or spec
+    if michaelis:
+        spec = saturate(spec, central) or spec
+    spec = replace(spec, edits=())
+    if "peripheral" in cols and compartments >= 2:
+        # the peripheral slot is observed as a concentration in the first peripheral volume
+        noise, p = noise_for(cols["peripheral"])
+        v2 = ParamSpec(spec.fresh("V2"), PriorSpec("LogUniform", (0.5, 1000.0)),
+                       "peripheral volume")
+        spec = replace(spec, params=(*spec.params, v2, p), observes=(*spec.observes, ObsSpec(
+            cols["peripheral"].name, spec.role_map["peripheral"], noise, f"1 / {v2.name}",
+            "peripheral concentration")))
+    return spec
+
+
+def _make(compartments: int, oral: bool | None, michaelis: bool, name: str,
+          title: str) -> Build:
+    def build(profile: DataProfile, cols: Mapping[str, ColumnProfile]) -> ModelSpec:
+        route = _oral(profile) if oral is None else oral
+        return _pk(profile, cols, compartments=compartments, oral=route, michaelis=michaelis,
+                   name=name, title=title + (", oral" if route else ", IV bolus"))
+    return build
+
+
+MOTIFS = (
+    Motif("pk-1cpt", "pharmacology", "one-compartment PK", _KEYWORDS + ("one-compartment",),
+          (_CONC,), _make(1, False, False, "pk-1cpt", "One-compartment PK"), prior=0.3),
+    Motif("pk-oral", "pharmacology", "one-compartment PK with oral absorption",
+          _KEYWORDS + _ORAL, (_CONC,),
+          _make(1, True, False, "pk-oral", "One-compartment PK"), prior=0.25),
+    Motif("pk-2cpt", "pharmacology", "two-compartment PK",
+          _KEYWORDS + ("two-compartment", "biphasic", "peripheral", "tissue", "distribution"),
+          (_CONC, _PERI), _make(2, None, False, "pk-2cpt", "Two-compartment PK"), prior=0.2),
+    Motif("pk-3cpt", "pharmacology", "three-compartment PK",
+          _KEYWORDS + ("three-compartment", "triphasic", "deep tissue"),
+          (_CONC, _PERI), _make(3, None, False, "pk-3cpt", "Three-compartment PK"), prior=0.0),
+    Motif("pk-michaelis-menten", "pharmacology", "saturable (Michaelis-Menten) elimination",
+          _KEYWORDS + ("saturable", "michaelis", "menten", "nonlinear", "enzyme",
+                       "capacity-limited", "saturation"),
+          (_CONC,), _make(1, None, True, "pk-michaelis-menten", "Michaelis-Menten PK"),
+          prior=0.1),
+)
