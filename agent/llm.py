@@ -332,7 +332,7 @@ class LLMProposer:
             "propose", description=task.description.strip(), time_unit=task.time_unit,
             data_summary=_training_summary(task), columns=", ".join(task.data.columns),
             objectives=task.objectives, avoid=avoid, n=n)
-        modules = self._ask_modules(self._start(prompt), "propose", want=n)
+        modules = self._ask_modules(self._start(prompt), "propose")
         out = [self._candidate(code, "propose") for code in modules[:n]]
         self._proposed.extend(c.structure for c in out)
         return out
@@ -343,7 +343,7 @@ class LLMProposer:
             columns=", ".join(task.data.columns), structure=candidate.structure,
             numbered_source=numbered(candidate.source), feedback_kind=feedback.kind,
             feedback=render_feedback(feedback, candidate.source))
-        modules = self._ask_modules(self._start(prompt), "repair", want=1,
+        modules = self._ask_modules(self._start(prompt), "repair", single=True,
                                     exclude={candidate.source})
         if not modules:
             return None
@@ -360,7 +360,7 @@ class LLMProposer:
             columns=", ".join(task.data.columns), data_summary=_training_summary(task),
             structure=candidate.structure, source=candidate.source.rstrip(),
             critique=render_critique(critique), n=n)
-        modules = self._ask_modules(self._start(prompt), "refine", want=n,
+        modules = self._ask_modules(self._start(prompt), "refine",
                                     exclude={candidate.source})
         return [self._candidate(code, "refine", parent=candidate.id,
                                 note=comment_field(code, "change") or "")
@@ -414,15 +414,18 @@ class LLMProposer:
         return Candidate(id=candidate_id(code), source=code, structure=structure_label(code),
                          origin=origin, parent=parent, note=note, proposer=self.name)
 
-    def _ask_modules(self, messages: list[Message], purpose: str, want: int,
+    def _ask_modules(self, messages: list[Message], purpose: str, single: bool = False,
                      exclude: set[str] | None = None) -> list[str]:
-        """Ask, then follow up on unusable answers; [] once the follow-ups are spent."""
+        """Ask, then follow up on unusable answers; [] once the follow-ups are spent.
+
+        ``single``: exactly one module is wanted (a repair); several are then ambiguous.
+        """
         exclude = {code.strip() for code in exclude or ()}
         for attempt in range(self.max_followups + 1):
             answer = self._call(messages, purpose, attempt)
             found = extract_modules(answer)
             modules = [m for m in found.modules if m.strip() not in exclude]
-            if want == 1 and len(modules) > 1:
+            if single and len(modules) > 1:
                 problem = several_modules_problem(len(modules))
             elif modules:
                 return modules
