@@ -53,7 +53,8 @@ def _container(settings: SandboxSettings) -> Sandbox:
 def _local(settings: SandboxSettings) -> Sandbox:
     from sandbox.local import LocalConfig, LocalSandbox
 
-    return LocalSandbox(LocalConfig(allow_unisolated=settings.allow_unisolated))
+    return LocalSandbox(LocalConfig(allow_unisolated=settings.allow_unisolated,
+                                    warm=settings.warm))
 
 
 def open_sandbox(settings: SandboxSettings | None = None) -> Sandbox:

@@ -17,17 +17,16 @@ With ``warm=True`` one container serves every run of this sandbox object.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import socket
 import struct
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sandbox import image as image_mod
+from sandbox.protocol import decode_answer, encode_request, parse_answer_line
 from sandbox.spec import (
     Guarantees,
     LimitHit,
@@ -38,7 +37,6 @@ from sandbox.spec import (
     failed_result,
 )
 
-MARKER = b"MMW-RESULT "
 _GUEST_HEADROOM = 96 * MiB  # the guest's own interpreter shares the container's memory
 _PRELOAD_HEADROOM = 128 * MiB  # a guest holding sympy + mechanistic, and its forks' COW copies
 _GUEST_PIDS = 8
@@ -153,12 +151,9 @@ class _Channel:
     def answer(self, deadline: float) -> dict | None:
         """The guest's next ``MMW-RESULT`` line; None if the stream ended first."""
         while True:
-            i = self.stdout.find(MARKER)
-            if i >= 0:
-                j = self.stdout.find(b"\n", i)
-                if j >= 0:
-                    line, self.stdout = self.stdout[i + len(MARKER):j], self.stdout[j + 1:]
-                    return json.loads(line)
+            answer, self.stdout = parse_answer_line(self.stdout)
+            if answer is not None:
+                return answer
             if not self._frame(deadline):
                 return None
 
@@ -237,15 +232,6 @@ class ContainerSandbox:
             except Exception:
                 time.sleep(0.05 * (attempt + 1))
 
-    def _request(self, spec: RunSpec) -> bytes:
-        req = {
-            "argv": list(spec.argv),
-            "files": {k: base64.b64encode(v).decode() for k, v in spec.files.items()},
-            "env": dict(spec.env), "stdin": base64.b64encode(spec.stdin).decode(),
-            "limits": asdict(spec.limits), "collect": list(spec.collect),
-        }
-        return json.dumps(req).encode() + b"\n"
-
     def _warm_channel(self, spec: RunSpec):
         key = (spec.limits.memory_bytes, spec.limits.pids, spec.limits.workdir_bytes)
         if self._warm is not None and self._warm[2] != key:
@@ -271,7 +257,7 @@ class ContainerSandbox:
                 cid, ch = self._warm_channel(spec)
             else:
                 cid, ch = self._create(spec)
-            ch.send(self._request(spec))
+            ch.send(encode_request(spec))
             if not self.config.warm:
                 ch.close_input()
             deadline = time.monotonic() + spec.limits.wall_s + self.config.start_timeout_s
@@ -299,19 +285,7 @@ class ContainerSandbox:
                     files={}, wall_s=wall, backend=self.name, guarantees=g)
             return failed_result(self.name, g, f"container ended without an answer: {detail}",
                                  wall)
-        if "guest_error" in answer:
-            return failed_result(self.name, g, answer["guest_error"], wall)
-        lh = answer.get("limit_hit") or ("memory" if oom else None)
-        return RunResult(
-            exit_code=answer["exit_code"], signal=answer["signal"], timed_out=answer["timed_out"],
-            limit_hit=LimitHit(lh) if lh else None,
-            stdout=base64.b64decode(answer["stdout"]).decode("utf-8", "replace"),
-            stderr=base64.b64decode(answer["stderr"]).decode("utf-8", "replace"),
-            stdout_truncated=answer["stdout_truncated"],
-            stderr_truncated=answer["stderr_truncated"],
-            files={k: base64.b64decode(v) for k, v in answer["files"].items()},
-            wall_s=wall, backend=self.name, guarantees=g,
-        )
+        return decode_answer(answer, self.name, g, wall, oom_killed=oom)
 
     def _oom_killed(self, cid) -> bool:
         try:

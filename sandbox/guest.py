@@ -78,6 +78,18 @@ def _is_zombie(pid: str) -> bool:
         return True
 
 
+def _vm_data() -> int:
+    """This process's data segment in bytes (what RLIMIT_DATA counts), 0 if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _oom_kills() -> int:
     """Count of OOM kills in this container's memory cgroup (v2 or v1), -1 if unknown."""
     for path, key in (("/sys/fs/cgroup/memory.events", "oom_kill"),
@@ -147,14 +159,23 @@ def handle(request: dict, seq: int, preloaded: bool = False) -> dict:
     try:
         supervise.write_files(workdir, {k: base64.b64decode(v) for k, v in
                                         request["files"].items()})
-        env = {**BASE_ENV, "HOME": workdir, **request["env"]}
+        env = {**BASE_ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", "/opt/mmw"),
+               "HOME": workdir, **request["env"]}
+        argv = list(request["argv"])
+        if argv and argv[0] in ("python", "python3"):
+            # the guest's own interpreter (in a local warm sandbox: the host venv's)
+            argv[0:1] = [sys.executable, *(["-S"] if sys.flags.no_site else [])]
+        target = fork_target(request["argv"], workdir) if preloaded else None
+        child_limits = dict(limits)
+        if target is not None:  # a fork starts with the guest's heap: the limit is on top
+            child_limits["memory_bytes"] = int(limits["memory_bytes"]) + _vm_data()
         ooms = _oom_kills()
         out = supervise.supervise(
-            request["argv"], cwd=workdir, env=env, limits=limits,
+            argv, cwd=workdir, env=env, limits=limits,
             stdin=base64.b64decode(request["stdin"]),
-            preexec_fn=supervise.rlimit_setter(limits),
+            preexec_fn=supervise.rlimit_setter(child_limits),
             kill_tree=lambda proc: kill_everything_else(),
-            fork_target=fork_target(request["argv"], workdir) if preloaded else None,
+            fork_target=target,
         )
         oom = ooms >= 0 and _oom_kills() > ooms
         if oom and not out["timed_out"] and out["limit_hit"] in (None, "pids"):

@@ -25,12 +25,16 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import supervise
 from sandbox.cgroup import CgroupPool, PidsCgroup
+from sandbox.local_warm import GUEST_PIDS, WarmGuest
+from sandbox.protocol import decode_answer, encode_request
 from sandbox.spec import (
     Guarantees,
     LimitHit,
@@ -67,6 +71,8 @@ class LocalConfig:
 
     mode: str = "auto"
     allow_unisolated: bool = False
+    warm: bool = False  # bwrap only: one sandbox serves many runs (see sandbox.local_warm)
+    preload: tuple[str, ...] = ("mechanistic",)  # warm only: imported once, runs fork from it
     python: str = sys.executable
     mmw_root: str = str(Path(__file__).resolve().parent.parent)
     use_cgroup: bool = True
@@ -103,6 +109,9 @@ def probe_mode(config: LocalConfig) -> str | None:
             return mode
     return None
 
+
+_BWRAP_ISOLATION = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                    "--hostname", "sandbox", "--uid", "65534", "--gid", "65534"]
 
 _UNSHARE_FLAGS = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child",
                   "--mount-proc", "--net", "--ipc", "--uts"]
@@ -167,6 +176,9 @@ class LocalSandbox:
         self._prlimit = shutil.which("prlimit") if os.path.exists("/bin/sh") else None
         self._fs_args = _bwrap_fs_args(self.config)
         self._site = _site_dirs()
+        self._warm: WarmGuest | None = None
+        self._lock = threading.Lock()
+        self.warm = self.config.warm and self.mode == "bwrap"
         self._pool = CgroupPool()
         # the pool's directories are removed even if close() is never called
         self._finalizer = weakref.finalize(self, self._pool.close)
@@ -179,6 +191,12 @@ class LocalSandbox:
         notes.append("memory bounded by RLIMIT_DATA (heap and anonymous mmap), not a cgroup")
         notes.append("work dir is a host temp dir: disk use bounded per file by RLIMIT_FSIZE")
         pids = "cgroup pids.max" if self._cgroup_ok else "wall clock only"
+        if self.warm:
+            notes = [n for n in notes if not n.startswith("work dir is a host")]
+            notes += ["warm: one bwrap sandbox serves many runs (fresh dir on a sized tmpfs "
+                      "each); the guest kills every leftover process between runs",
+                      "warm: code shares a uid with the guest, so it can disturb or forge its "
+                      "own sandbox's answers (results are data, never executed)"]
         if self.mode == "bwrap":
             return Guarantees(
                 backend="local/bwrap", isolated=True, network="none",
@@ -197,8 +215,59 @@ class LocalSandbox:
             notes=(*notes, "UNISOLATED: network and host files are reachable"))
 
     def close(self) -> None:
-        """Remove the pooled cgroups (nothing else stays between runs)."""
+        """Stop the warm guest, if any, and remove the pooled cgroups."""
+        with self._lock:
+            self._stop_warm()
         self._finalizer()
+
+    def _stop_warm(self) -> None:
+        if self._warm is not None:
+            w, self._warm = self._warm, None
+            w.close()
+            if w.cgroup is not None:
+                self._pool.release(w.cgroup)
+
+    def _warm_guest(self, spec: RunSpec) -> WarmGuest:
+        lim = spec.limits
+        key = (lim.pids, lim.workdir_bytes)
+        if self._warm is not None and (self._warm.key != key or not self._warm.alive()):
+            self._stop_warm()
+        if self._warm is None:
+            env = {**_BASE_ENV, "HOME": "/sandbox",
+                   "PYTHONPATH": ":".join(["/opt/mmw", *self._site]),
+                   "MMW_GUEST_PRELOAD": ",".join(self.config.preload)}
+            argv = [shutil.which("bwrap") or "bwrap", *self._fs_args,
+                    "--ro-bind", str(Path(__file__).resolve().parent), "/opt/mmw/sandbox",
+                    "--size", str(lim.workdir_bytes), "--tmpfs", "/sandbox",
+                    "--chdir", "/sandbox", *_BWRAP_ISOLATION, "--clearenv"]
+            for k, v in env.items():
+                argv += ["--setenv", k, v]
+            argv += ["--", self.config.python, "-S", "-m", "sandbox.guest"]
+            cgroup = self._pool.acquire(lim.pids + GUEST_PIDS) if self._cgroup_ok else None
+            self._warm = WarmGuest(argv, cgroup, key)
+        return self._warm
+
+    def _run_warm(self, spec: RunSpec) -> RunResult:
+        g = self.guarantees()
+        start = time.monotonic()
+        with self._lock:
+            try:
+                guest = self._warm_guest(spec)
+                answer = guest.request(encode_request(spec),
+                                       time.monotonic() + spec.limits.wall_s + 30.0)
+            except TimeoutError:
+                self._stop_warm()
+                return failed_result(self.name, g, "the warm guest stopped answering; killed",
+                                     time.monotonic() - start)
+            except Exception as exc:
+                self._stop_warm()
+                return failed_result(self.name, g, f"{type(exc).__name__}: {exc}",
+                                     time.monotonic() - start)
+            if answer is None:
+                self._stop_warm()
+                return failed_result(self.name, g, "the warm guest ended (killed by the code?)",
+                                     time.monotonic() - start)
+        return decode_answer(answer, self.name, g, time.monotonic() - start)
 
     def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
         argv = list(spec.argv)
@@ -210,9 +279,7 @@ class LocalSandbox:
             env["PYTHONPATH"] = ":".join([env["PYTHONPATH"], *self._site])
         if self.mode == "bwrap":
             bw = [shutil.which("bwrap") or "bwrap", "--bind", workdir, "/sandbox",
-                  *self._fs_args, "--chdir", "/sandbox",
-                  "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                  "--hostname", "sandbox", "--uid", "65534", "--gid", "65534", "--clearenv"]
+                  *self._fs_args, "--chdir", "/sandbox", *_BWRAP_ISOLATION, "--clearenv"]
             for k, v in env.items():
                 bw += ["--setenv", k, v]
             return [*bw, "--", *argv], workdir, {}
@@ -224,6 +291,8 @@ class LocalSandbox:
         return argv, workdir, env
 
     def run(self, spec: RunSpec) -> RunResult:
+        if self.warm:
+            return self._run_warm(spec)
         g = self.guarantees()
         workdir = tempfile.mkdtemp(prefix="mmw-sandbox-")
         cgroup = self._pool.acquire(spec.limits.pids) if self._cgroup_ok else None

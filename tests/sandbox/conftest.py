@@ -39,6 +39,19 @@ def local_sandbox() -> Sandbox:
 
 
 @pytest.fixture(scope="session")
+def local_warm() -> Iterator[Sandbox]:
+    from sandbox.local import LocalConfig, LocalSandbox
+
+    try:
+        sb = LocalSandbox(LocalConfig(mode="bwrap", warm=True))
+    except SandboxError as exc:
+        _unavailable("bubblewrap", str(exc))
+        raise
+    yield sb
+    sb.close()
+
+
+@pytest.fixture(scope="session")
 def container_cold() -> Iterator[Sandbox]:
     from sandbox.container import ContainerConfig, ContainerSandbox
 
@@ -66,6 +79,7 @@ def container_warm() -> Iterator[Sandbox]:
 
 BACKENDS = [
     pytest.param("local", id="local"),
+    pytest.param("local_warm", id="local-warm"),
     pytest.param("container_cold", id="container-cold", marks=pytest.mark.container),
     pytest.param("container_warm", id="container-warm", marks=pytest.mark.container),
 ]

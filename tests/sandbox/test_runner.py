@@ -27,6 +27,7 @@ SEIR = textwrap.dedent('''\
 
 RUNNER_BACKENDS = [
     pytest.param("local", id="local"),
+    pytest.param("local_warm", id="local-warm"),
     pytest.param("container_warm", id="container-warm", marks=pytest.mark.container),
 ]
 
