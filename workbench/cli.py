@@ -55,7 +55,9 @@ def _user_errors() -> Iterator[None]:
     """Turn the errors that mean 'your input is wrong' into one line and exit status 2."""
     try:
         yield
-    except (ModelError, DataError, SerializationError, InputError) as exc:
+    except (ModelError, DataError, SerializationError, InputError, ValueError) as exc:
+        # ValueError: validated configs and tasks (FitConfig, SearchConfig, Task) say what
+        # is wrong with a value the user gave.
         raise _fail(str(exc)) from None
     except FileNotFoundError as exc:
         name = exc.filename if exc.filename else None
@@ -324,6 +326,16 @@ def _register_sandbox_commands() -> None:
 
 
 _register_sandbox_commands()
+
+
+def _register_agent_commands() -> None:
+    """Add ``mmw model``, ``mmw predict`` and ``mmw counterfactual``."""
+    from workbench.commands_agent import register
+
+    register(app)
+
+
+_register_agent_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

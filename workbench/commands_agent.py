@@ -1,0 +1,287 @@
+"""``mmw model``, ``mmw predict`` and ``mmw counterfactual``: the agent's front door.
+
+``mmw model`` describes a system and hands over data; the agent searches simulator
+structures and writes a run folder (see agent/store.py). ``predict`` and
+``counterfactual`` read that folder back: the best fitted candidate, with intervals from
+Laplace draws around its fit.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+__all__ = ["register"]
+
+
+def _make_proposer(agent: str, llm: str | None, base_url: str | None, seed: int,
+                   log: Any) -> Any:
+    """The library proposer (offline default) or an LLM proposer."""
+    if agent == "library":
+        from agent.library import LibraryProposer
+
+        return LibraryProposer(seed=seed)
+    if agent == "llm":
+        from agent.llm import LLMProposer
+
+        if base_url:
+            return LLMProposer.from_base_url(base_url, llm or "default", log=log)
+        if not llm:
+            raise ValueError("--agent llm needs --llm provider:model (e.g. openai:gpt-4o-mini) "
+                             "or --base-url URL of an OpenAI-compatible endpoint")
+        return LLMProposer.from_spec(llm, log=log)
+    raise ValueError(f"unknown agent {agent!r}; use library or llm")
+
+
+def _plot_node(store: Any, node: Any, task: Any) -> None:
+    """fit.png for a fitted candidate: data, fitted observables, the window edges."""
+    from workbench.plots import plot_fit
+
+    result = node.fit_result
+    if result is None:
+        return
+    data = task.data
+    grid = np.unique(np.concatenate([np.linspace(data.t[0], data.t[-1], 300), data.t]))
+    sim = result.simulate(grid)
+    fitted = {n: sim.observable(n)[0].numpy() for n in result.compiled.observable_names}
+    validation = {k: v.get("rmse", math.nan)
+                  for k, v in (node.fit or {}).get("validation_residuals", {}).items()} \
+        if (node.fit or {}).get("validation_residuals") else None
+    plot_fit(store.candidate_dir(node.id) / "fit.png", data.t, dict(data.values), grid, fitted,
+             train_until=task.train_until, validation=validation,
+             title=f"{node.candidate.structure} ({node.id})", time_label=data.time_name)
+
+
+def _ranked_table(result: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"candidates ({result.stop_reason})", title_justify="left")
+    for col in ("rank", "id", "structure", "origin", "status", "validation error", "checks",
+                "repairs"):
+        table.add_column(col, justify="right" if col in ("rank", "validation error",
+                                                         "repairs") else "left")
+    ranked = sorted(result.nodes, key=lambda n: (n.score, n.id))
+    for i, node in enumerate(ranked, 1):
+        failed = [c for c in node.checks if not c["passed"] and c.get("severity") == "error"]
+        checks = "-" if not node.checks else ("ok" if not failed else f"{len(failed)} failed")
+        err = node.validation_error
+        table.add_row(str(i) if node.ok else "-", node.id, node.candidate.structure,
+                      node.candidate.origin, node.status,
+                      f"{err:.3f}" if err is not None and math.isfinite(err) else "-",
+                      checks, str(node.repairs))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    from workbench.cli import _console, _user_errors
+
+    @app.command("model")
+    def model_command(
+        out: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+        data: Annotated[Path | None, typer.Option("--data", help="Observations (CSV).")] = None,
+        describe: Annotated[str | None, typer.Option("--describe",
+                                                     help="The system, in plain language.")]
+        = None,
+        describe_file: Annotated[Path | None, typer.Option(
+            "--describe-file", help="A file holding the description.")] = None,
+        train_until: Annotated[float | None, typer.Option(
+            "--train-until", help="Last time fitted (default: 70% of the data).")] = None,
+        validate_until: Annotated[float | None, typer.Option(
+            "--validate-until", help="Last time of the validation window (later rows are "
+                                     "never shown to the agent).")] = None,
+        agent: Annotated[str, typer.Option("--agent", help="library (offline) or llm.")]
+        = "library",
+        llm: Annotated[str | None, typer.Option("--llm", help="provider:model for --agent llm"
+                                                )] = None,
+        base_url: Annotated[str | None, typer.Option(
+            "--base-url", help="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); key "
+                               "from OPENAI_API_KEY.")] = None,
+        max_nodes: Annotated[int, typer.Option("--max-nodes", min=1,
+                                               help="Budget: candidates evaluated.")] = 12,
+        initial: Annotated[int, typer.Option("--initial", min=1,
+                                             help="Structures proposed first.")] = 4,
+        max_llm_calls: Annotated[int | None, typer.Option("--max-llm-calls", min=1)] = None,
+        max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+        max_seconds: Annotated[float | None, typer.Option("--max-seconds", min=1)] = None,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        resume: Annotated[bool, typer.Option("--resume",
+                                             help="Continue an interrupted run in --out.")]
+        = False,
+    ) -> None:
+        """Describe a system, hand over data, get ranked, validated, fitted simulators."""
+        with _user_errors():
+            _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
+                       llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
+                       max_seconds, seed, resume, _console)
+
+    @app.command("predict")
+    def predict_command(
+        run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
+        until: Annotated[float, typer.Option("--until", help="Forecast up to this time.")],
+        out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+        candidate: Annotated[str | None, typer.Option("--candidate",
+                                                      help="Candidate id (default: best).")]
+        = None,
+        step: Annotated[float | None, typer.Option("--step", help="Output spacing.")] = None,
+        draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
+    ) -> None:
+        """Forecast with intervals from the best candidate of a run."""
+        with _user_errors():
+            fitted = _load(run, candidate)
+            data = fitted.task.data
+            spacing = step or (float(np.median(np.diff(data.t))) if len(data) > 1 else 1.0)
+            if until <= data.t[0]:
+                raise ValueError(f"--until {until:g} is before the data start {data.t[0]:g}")
+            grid = np.arange(data.t[0], until + 1e-9 * spacing, spacing)
+            bands = fitted.bands(grid, draws=draws)
+            frame = bands.frame()
+            path = out or Path(run) / "forecast.csv"
+            frame.to_csv(path, index=False)
+            console = _console()
+            console.print(f"forecast from {fitted.candidate.structure} ({fitted.candidate.id}) "
+                          f"to {until:g}: {path}", markup=False)
+            for note in bands.notes:
+                console.print(f"note: {note}", markup=False)
+
+    @app.command("counterfactual")
+    def counterfactual_command(
+        run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
+        what: Annotated[str | None, typer.Option("--what", help="The question, in words.")]
+        = None,
+        intervention: Annotated[Path | None, typer.Option(
+            "--intervention", help="Intervention JSON instead of a question.")] = None,
+        t: Annotated[str | None, typer.Option("--t", help="START:STOP:STEP output grid "
+                                                          "(default: the data span)")] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+        candidate: Annotated[str | None, typer.Option("--candidate")] = None,
+        agent: Annotated[str | None, typer.Option(
+            "--agent", help="Who translates the question (default: the run's agent).")] = None,
+        llm: Annotated[str | None, typer.Option("--llm")] = None,
+        base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+        draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
+    ) -> None:
+        """What if? Simulate the fitted model under an intervention, with intervals."""
+        with _user_errors():
+            _run_counterfactual(run, what, intervention, t, out, candidate, agent, llm,
+                                base_url, draws, _console)
+
+
+def _load(run: Path, candidate: str | None) -> Any:
+    from agent.fitted import load_fitted
+
+    return load_fitted(run, candidate)
+
+
+def _run_model(out: Path, data_path: Path | None, describe: str | None,
+               describe_file: Path | None, train_until: float | None,
+               validate_until: float | None, agent_kind: str, llm: str | None,
+               base_url: str | None, max_nodes: int, initial: int, max_llm_calls: int | None,
+               max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
+               console_factory: Any) -> None:
+    from agent.core import Task
+    from agent.loop import Search, SearchConfig
+    from agent.store import RunStore
+    from mechanistic.data import load_csv
+    from sandbox.auto import open_sandbox
+
+    store = RunStore(out)
+    console = console_factory(stderr=True)
+    if resume:
+        task, meta = store.read_task()
+        agent_kind, llm, base_url = meta["agent"], meta.get("llm"), meta.get("base_url")
+        seed = meta.get("seed", seed)
+        nodes = store.load_nodes()
+        console.print(f"resuming {out}: {len(nodes)} finished candidate(s)", markup=False)
+    else:
+        if (out / "task.json").exists():
+            raise ValueError(f"{out} already holds a run; use --resume to continue it or "
+                             f"choose another --out")
+        if data_path is None:
+            raise ValueError("--data DATA.csv is required")
+        text = describe or (describe_file.read_text() if describe_file else None)
+        if not text or not text.strip():
+            raise ValueError("describe the system with --describe TEXT or --describe-file F")
+        data = load_csv(data_path)
+        if train_until is None:
+            train_until = float(data.t[int(0.7 * (len(data) - 1))])
+        task = Task(text, data, train_until, validate_until)
+        nodes = []
+    config = SearchConfig(initial=initial, max_nodes=max_nodes, max_llm_calls=max_llm_calls,
+                          max_tokens=max_tokens, max_seconds=max_seconds, seed=seed)
+    meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed,
+            "search": config.to_dict()}
+    if not resume:
+        store.write_task(task, meta)
+    log = store.trajectory
+    proposer = _make_proposer(agent_kind, llm, base_url, seed, log)
+
+    def on_node(node: Any) -> None:
+        store.save_node(node)
+        if node.fit_result is not None:
+            _plot_node(store, node, task)
+        err = node.validation_error
+        shown = f"validation error {err:.3f}" if err is not None and math.isfinite(err) else ""
+        console.print(f"  [{node.status:>13}] {node.id} {node.candidate.structure} "
+                      f"({node.candidate.origin}) {shown}", markup=False)
+
+    sandbox = open_sandbox()
+    try:
+        console.print(f"searching with the {proposer.name} agent in a {sandbox.name} sandbox",
+                      markup=False)
+        result = Search(task, proposer, config, sandbox=sandbox, log=log, on_node=on_node,
+                        resume=nodes).run()
+    finally:
+        sandbox.close()
+    store.save_tree(result.nodes, {"stop_reason": result.stop_reason, "usage": result.usage})
+    out_console = console_factory()
+    out_console.print(_ranked_table(result))
+    best = result.best
+    if best is None:
+        raise ValueError(f"no valid simulator found ({result.stop_reason}); see "
+                         f"{out}/trajectory.jsonl for what failed")
+    out_console.print(f"best: {best.candidate.structure} ({best.id}); run folder {out}",
+                      markup=False)
+
+
+def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
+                        t: str | None, out: Path | None, candidate: str | None,
+                        agent_kind: str | None, llm: str | None, base_url: str | None,
+                        draws: int, console_factory: Any) -> None:
+    from agent.fitted import answer_counterfactual, slug
+    from agent.store import RunStore
+    from mechanistic.interventions import load_interventions
+    from workbench.cli import parse_time_spec
+
+    fitted = _load(run, candidate)
+    if (what is None) == (intervention is None):
+        raise ValueError("give exactly one of --what TEXT or --intervention I.json")
+    items = load_interventions(intervention) if intervention is not None else None
+    proposer = None
+    if items is None:
+        _, meta = RunStore(run).read_task()
+        proposer = _make_proposer(agent_kind or meta.get("agent", "library"),
+                                  llm or meta.get("llm"), base_url or meta.get("base_url"),
+                                  int(meta.get("seed", 0)), RunStore(run).trajectory)
+    data = fitted.task.data
+    grid = parse_time_spec(t) if t else data.t
+    answer = answer_counterfactual(fitted, proposer, question=what or "", interventions=items,
+                                   t_eval=np.asarray(grid, dtype=float), draws=draws)
+    folder = Path(run) / "counterfactuals" / slug(what or intervention.stem)  # type: ignore[union-attr]
+    answer.save(folder)
+    path = out or folder / "counterfactual.csv"
+    if out is not None:
+        answer.frame().to_csv(out, index=False)
+    console = console_factory()
+    console.print(f"interventions: {[i.to_dict() for i in answer.interventions]}", markup=False)
+    for name in fitted.model.observable_names:
+        key = name if name not in fitted.model.states_ else f"{name}_obs"
+        base = answer.baseline.best.get(key)
+        new = answer.intervened.best.get(key)
+        if base is not None and new is not None:
+            console.print(f"{name}: total {np.nansum(base):.4g} -> {np.nansum(new):.4g} "
+                          f"over the grid", markup=False)
+    console.print(f"written: {path}", markup=False)
