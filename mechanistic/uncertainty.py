@@ -45,23 +45,32 @@ class ParameterDraws:
 def laplace_draws(
     model: Model,
     data: ObservedData,
-    fit: FitResult,
+    fit: FitResult | Mapping[str, Any],
     n: int = 200,
     seed: int = 0,
     compiled: CompiledModel | None = None,
 ) -> ParameterDraws:
-    """``n`` parameter sets from the Laplace approximation at ``fit`` (training rows only)."""
-    compiled = compiled or fit.compiled or compile_model(model)
-    free = [p for p in fit.free_params]
+    """``n`` parameter sets from the Laplace approximation at ``fit`` (training rows only).
+
+    ``fit`` is a :class:`FitResult` or its ``to_dict()`` form (read back from a run folder);
+    pass the ``compiled`` model carrying the fitted networks for a hybrid model.
+    """
+    info = fit.to_dict() if isinstance(fit, FitResult) else dict(fit)
+    if compiled is None:
+        compiled = fit.compiled if isinstance(fit, FitResult) and fit.compiled else \
+            compile_model(model)
+    free = list(info["free_params"])
+    params = {k: float(v) for k, v in info["params"].items()}
     notes: list[str] = []
-    fixed = {k: np.full(n, v) for k, v in fit.params.items() if k not in free}
+    fixed = {k: np.full(n, v) for k, v in params.items() if k not in free}
     if not free:
         return ParameterDraws(fixed, "none", ["no free parameters: a single point"])
-    train = data.split(fit.train_until)[0] if fit.train_until is not None else data
+    until = info.get("train_until")
+    train = data.split(until)[0] if until is not None else data
     transforms = [ParameterTransform.for_prior(k, model.params_[k].prior) for k in free]
     objective = _Objective(model, compiled, transforms, train.t, _data_matrix(model, train),
-                           _parse_solver(fit.solver), fit.t0, (), None)
-    u_hat = np.array([tr.inverse(np.array([fit.params[tr.name]]))[0] for tr in transforms])
+                           _parse_solver(info["solver"]), float(info["t0"]), (), None)
+    u_hat = np.array([tr.inverse(np.array([params[tr.name]]))[0] for tr in transforms])
     u0 = torch.as_tensor(u_hat, dtype=_DTYPE)
 
     def nll(u: torch.Tensor) -> torch.Tensor:
