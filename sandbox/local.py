@@ -139,7 +139,9 @@ def _site_dirs() -> list[str]:
 
 
 def _bwrap_fs_args(config: LocalConfig) -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
+    # The fresh /tmp comes first: binds are applied in order, and an interpreter living
+    # under /tmp (a venv in a clone under /tmp) must be bound on top of it, not hidden.
+    args = ["--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
@@ -153,7 +155,7 @@ def _bwrap_fs_args(config: LocalConfig) -> list[str]:
     mech = os.path.join(config.mmw_root, "mechanistic")
     if os.path.isdir(mech):
         args += ["--ro-bind", mech, "/opt/mmw/mechanistic"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
     return args
 
 
