@@ -73,12 +73,15 @@ class ChatSettings:
 
     ``None`` leaves a setting at the provider's default (some reasoning models reject a
     temperature). ``max_tokens`` is generous because one answer may hold several modules.
+    ``seed`` is sent to OpenAI-compatible endpoints (``from_base_url``), which use it for
+    best-effort reproducible sampling; other providers have no common equivalent.
     """
 
     temperature: float | None = 0.7
     max_tokens: int | None = 8192
     timeout_s: float | None = 180.0
     max_retries: int = 2
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
@@ -313,8 +316,9 @@ class LLMProposer:
         except ImportError as exc:
             raise ValueError("the LLM agent needs langchain-openai: "
                              "pip install langchain-openai") from exc
-        chat = ChatOpenAI(model=model, base_url=url, api_key=key,
-                          **(settings or ChatSettings()).kwargs())
+        settings = settings or ChatSettings()
+        chat = ChatOpenAI(model=model, base_url=url, api_key=key, seed=settings.seed,
+                          **settings.kwargs())
         proposer = cls(chat, name=name, log=log, max_followups=max_followups,
                        prompt_version=prompt_version)
         proposer.model_label = f"{model}@{url}"

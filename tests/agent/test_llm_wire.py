@@ -56,6 +56,7 @@ def test_propose_over_the_wire(task):
     body = request["body"]
     assert body["model"] == "test-model"
     assert body.get("stream") in (None, False)
+    assert "seed" not in body                 # unset settings stay unset
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user"]
     assert all(isinstance(m["content"], str) and m["content"] for m in body["messages"])
@@ -80,7 +81,7 @@ def test_follow_up_and_repair_over_the_wire(task, monkeypatch):
                f"Fixed:\n```python\n{MODULE.replace('m.init(N=5)', 'm.init(N=6)')}```"]
     with serve_openai_stub(answers) as (url, server):
         proposer = LLMProposer.from_base_url(url, "test-model", api_key_env="MMW_STUB_KEY",
-                                             settings=ChatSettings(temperature=0.0))
+                                             settings=ChatSettings(temperature=0.0, seed=7))
         [cand] = proposer.propose(task, 1)
         error = {"kind": "exception", "type": "ValueError", "message": "bad init",
                  "frames": [{"lineno": 10, "name": "<module>", "line": "m.init(N=5)"}]}
@@ -91,6 +92,7 @@ def test_follow_up_and_repair_over_the_wire(task, monkeypatch):
     assert bodies[1]["messages"][2]["content"] == "Let me think about it."
     assert "The error points at line 10:\n    m.init(N=5)" in bodies[2]["messages"][1]["content"]
     assert bodies[0]["temperature"] == 0.0
+    assert bodies[0]["seed"] == 7
     assert all(r["headers"]["authorization"] == "Bearer sk-from-env" for r in server.requests)
     assert proposer.usage.llm_calls == 3
     assert proposer.usage.tokens == server.prompt_tokens + server.completion_tokens
