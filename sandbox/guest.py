@@ -78,6 +78,21 @@ def _is_zombie(pid: str) -> bool:
         return True
 
 
+def _wipe(directory: str) -> None:
+    """Empty a scratch directory so nothing one run wrote is seen by the next."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for name in entries:
+        path = os.path.join(directory, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def _vm_data() -> int:
     """This process's data segment in bytes (what RLIMIT_DATA counts), 0 if unknown."""
     try:
@@ -183,7 +198,8 @@ def handle(request: dict, seq: int, preloaded: bool = False) -> dict:
         files = supervise.collect_files(workdir, request["collect"], int(limits["collect_bytes"]))
     finally:
         kill_everything_else()
-        shutil.rmtree(workdir, ignore_errors=True)
+        _wipe(WORKDIR)  # not just run-N: a run may have written anywhere it can
+        _wipe("/tmp")
     out["stdout"] = base64.b64encode(out["stdout"]).decode()
     out["stderr"] = base64.b64encode(out["stderr"]).decode()
     out["files"] = {k: base64.b64encode(v).decode() for k, v in files.items()}

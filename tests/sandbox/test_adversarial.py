@@ -246,3 +246,22 @@ def test_sandbox_keeps_working_after_abuse(any_sandbox):
     """A warm container must still serve after the corpus (the guest survived)."""
     r = run_py(any_sandbox, "print(sum(range(10)))")
     assert r.ok and r.stdout == "45\n"
+
+
+def test_nothing_written_carries_over_to_the_next_run(any_sandbox):
+    r = run_py(any_sandbox, """
+        import os
+        for d in ("/tmp", os.path.dirname(os.getcwd()), os.getcwd()):
+            try:
+                open(os.path.join(d, "carry-over"), "w").write("x")
+            except OSError:
+                pass
+    """)
+    assert r.exit_code == 0, r.stderr
+    r = run_py(any_sandbox, """
+        import os
+        seen = [d for d in ("/tmp", os.path.dirname(os.getcwd()), os.getcwd())
+                if os.path.exists(os.path.join(d, "carry-over"))]
+        print(seen)
+    """)
+    assert r.stdout.strip() == "[]", r.stdout
