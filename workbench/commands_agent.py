@@ -9,6 +9,8 @@ Laplace draws around its fit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +31,10 @@ def _make_proposer(agent: str, llm: str | None, base_url: str | None, seed: int,
         from agent.llm import LLMProposer
 
         if base_url:
-            return LLMProposer.from_base_url(base_url, llm or "default", log=log)
+            # "openai:NAME" names the protocol, not the model; other colons (Ollama's
+            # "llama3:8b") belong to the model name.
+            name = llm.removeprefix("openai:") if llm else "default"
+            return LLMProposer.from_base_url(base_url, name, log=log)
         if not llm:
             raise ValueError("--agent llm needs --llm provider:model (e.g. openai:gpt-4o-mini) "
                              "or --base-url URL of an OpenAI-compatible endpoint")
@@ -113,7 +118,7 @@ def register(app: typer.Typer) -> None:
         = False,
     ) -> None:
         """Describe a system, hand over data, get ranked, validated, fitted simulators."""
-        with _user_errors():
+        with _user_errors(), _llm_errors():
             _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                        llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
                        max_seconds, seed, resume, _console)
@@ -165,9 +170,20 @@ def register(app: typer.Typer) -> None:
         draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
     ) -> None:
         """What if? Simulate the fitted model under an intervention, with intervals."""
-        with _user_errors():
+        with _user_errors(), _llm_errors():
             _run_counterfactual(run, what, intervention, t, out, candidate, agent, llm,
                                 base_url, draws, _console)
+
+
+@contextmanager
+def _llm_errors() -> Iterator[None]:
+    """An unreachable or misconfigured LLM endpoint ends the command with one line."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ != "LLMCallError":
+            raise
+        raise ValueError(f"the LLM could not be called: {exc}") from None
 
 
 def _load(run: Path, candidate: str | None) -> Any:
