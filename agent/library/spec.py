@@ -29,6 +29,7 @@ __all__ = [
     "PriorSpec",
     "RateSpec",
     "StateSpec",
+    "rename",
     "spec_from_source",
 ]
 
@@ -325,3 +326,38 @@ def spec_from_source(source: str) -> ModelSpec | None:
             except (ValueError, KeyError, TypeError):
                 return None
     return None
+
+
+def rename(spec: ModelSpec, old: str, new: str) -> ModelSpec:
+    """Rename one module name everywhere it is read or declared (whole tokens only).
+
+    Used when a data column's name collides with a parameter or helper of the motif
+    (a column called ``beta``): the observable must keep the column's name.
+    """
+    pattern = re.compile(rf"\b{re.escape(old)}\b")
+
+    def sub(text: str | None) -> str | None:
+        return None if text is None else pattern.sub(new, text)
+
+    def named(item: Any) -> Any:
+        return replace(item, name=new) if getattr(item, "name", None) == old else item
+
+    flows = tuple(replace(named(f), source=new if f.source == old else f.source,
+                          target=new if f.target == old else f.target, rate=sub(f.rate),
+                          saturating_in=sub(f.saturating_in), saturation=sub(f.saturation),
+                          neural=sub(f.neural)) for f in spec.flows)
+    return replace(
+        spec, states=tuple(named(s) for s in spec.states),
+        params=tuple(named(p) for p in spec.params),
+        constants=tuple(named(c) for c in spec.constants),
+        controls=tuple(named(c) for c in spec.controls),
+        lets=tuple(replace(named(x), expr=sub(x.expr)) for x in spec.lets),
+        neurals=tuple(replace(named(n), inputs=tuple(sub(i) for i in n.inputs))
+                      for n in spec.neurals),
+        flows=flows,
+        rates=tuple(RateSpec(new if r.state == old else r.state, sub(r.expr) or "")
+                    for r in spec.rates),
+        inits=tuple((new if k == old else k, sub(v) or "") for k, v in spec.inits),
+        observes=tuple(replace(o, quantity=sub(o.quantity), scale=sub(o.scale),
+                               noise=sub(o.noise)) for o in spec.observes),
+        roles=tuple((k, new if v == old else v) for k, v in spec.roles))

@@ -23,6 +23,7 @@ from agent.library.spec import (
     ParamSpec,
     PriorSpec,
     StateSpec,
+    rename,
 )
 
 __all__ = ["Builder", "Motif", "Slot", "assign_columns", "noise_for"]
@@ -92,6 +93,17 @@ def noise_for(col: ColumnProfile) -> tuple[str, ParamSpec]:
     p = ParamSpec(f"sd_{col.name}", PriorSpec("LogUniform", (scale * 1e-3, scale * 3.0)),
                   f"measurement noise of {col.name}")
     return f"Gaussian({p.name})", p
+
+
+def avoid_column_clashes(spec: ModelSpec) -> ModelSpec:
+    """Observables must carry the columns' exact names; a parameter, flow or helper of the
+    motif with one of those names is renamed instead (a state may share it)."""
+    for o in spec.observes:
+        declared = {x.name for group in (spec.params, spec.constants, spec.controls, spec.lets,
+                                          spec.neurals, spec.flows) for x in group}
+        if o.name in declared:
+            spec = rename(spec, o.name, spec.fresh(f"{o.name}_m"))
+    return spec
 
 
 def around(value: float, fold: float = 10.0) -> tuple[float, float]:
@@ -169,9 +181,10 @@ class Builder:
         params = tuple(p for p in self.params if p.name in used)
         dropped = {p.name for p in self.params} - used
         roles = tuple((k, v) for k, v in self.roles.items() if v and v not in dropped)
-        return ModelSpec(
+        spec = ModelSpec(
             title=self.title, motif=self.motif, time_unit=self.profile.time_unit, doc=self.doc,
             states=tuple(self.states), params=params,
             constants=tuple(self.constants), controls=tuple(self.controls),
             lets=tuple(self.lets), flows=tuple(self.flows), inits=tuple(self.inits),
             observes=tuple(self.observes), roles=roles)
+        return avoid_column_clashes(spec)

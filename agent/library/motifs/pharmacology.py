@@ -20,10 +20,9 @@ from agent.library.spec import ModelSpec, ObsSpec, ParamSpec, PriorSpec
 
 __all__ = ["MOTIFS"]
 
-_KEYWORDS = ("dose", "drug", "plasma", "concentration", "mg", "clearance", "absorption",
-             "oral", "infusion", "pharmacokinetic", "pk", "compartment", "elimination",
-             "tablet", "half-life", "bolus", "intravenous", "serum", "capsule", "administered",
-             "pharmaco", "metabolism", "renal")
+_KEYWORDS = ("dose", "drug", "plasma", "concentration", "mg", "clearance", "infusion",
+             "pharmacokinetic", "pk", "compartment", "elimination", "half-life", "bolus",
+             "serum", "administered", "pharmaco", "metabolism", "renal")
 _ORAL = ("oral", "tablet", "capsule", "absorption", "swallow", "by mouth", "ingest")
 _CONC = Slot("concentration", ("conc", "plasma", "cp", "level", "serum", "blood", "drug"))
 _PERI = Slot("peripheral", ("tissue", "periph", "effect", "csf"))

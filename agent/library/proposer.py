@@ -1,0 +1,97 @@
+"""The offline library proposer: the :class:`~agent.core.Proposer` protocol without an LLM.
+
+Candidates are rendered motif specs; the spec rides along in the module as a JSON comment,
+so repair and refine work on any candidate this proposer wrote, in this process or in a
+run being resumed. Everything is deterministic; ``seed`` only breaks ties between motifs
+that score equally, so two seeds can explore different (equally plausible) structures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from agent.core import Candidate, Critique, Feedback, Task, Usage
+from agent.library.counterfactual import infer_roles, translate
+from agent.library.profile import DataProfile
+from agent.library.refine import refinements
+from agent.library.repair import repair_spec
+from agent.library.select import select_motifs
+from agent.library.spec import ModelSpec, spec_from_source
+from mechanistic.errors import ModelError
+from mechanistic.interventions import Intervention, validate_interventions
+
+__all__ = ["LibraryProposer"]
+
+
+def _candidate(spec: ModelSpec, origin: str, parent: str | None, note: str) -> Candidate:
+    source = spec.render()
+    digest = hashlib.sha1(source.encode()).hexdigest()[:8]
+    slug = spec.motif.lower().replace(" ", "-")
+    return Candidate(id=f"lib-{slug}-{digest}", source=source, structure=spec.structure,
+                     origin=origin, parent=parent, note=note, roles=spec.role_map,
+                     proposer="library")
+
+
+@dataclass
+class LibraryProposer:
+    """Textbook motifs, atomic refinements, rule-based repairs; ``usage`` stays zero."""
+
+    seed: int = 0
+    name: str = "library"
+    usage: Usage = field(default_factory=Usage)
+
+    def propose(self, task: Task, n: int) -> list[Candidate]:
+        profile = DataProfile.from_task(task)
+        out = []
+        for choice in select_motifs(profile, n, self.seed):
+            spec = choice.motif.build(profile, choice.columns)
+            why = "; ".join(choice.reasons) or "fallback"
+            out.append(_candidate(spec, "propose", None,
+                                  f"{choice.motif.title} (score {choice.score:.2f}: {why})"))
+        return out
+
+    def repair(self, task: Task, candidate: Candidate, feedback: Feedback) -> Candidate | None:
+        spec = spec_from_source(candidate.source)
+        if spec is None:
+            return None
+        result = repair_spec(spec, feedback)
+        if result is None:
+            return None
+        new, note = result
+        fixed = _candidate(new, "repair", candidate.id, note)
+        return None if fixed.source == candidate.source else fixed
+
+    def refine(self, task: Task, candidate: Candidate, critique: Critique,
+               n: int) -> list[Candidate]:
+        spec = spec_from_source(candidate.source)
+        if spec is None:
+            return []
+        text = critique.message + " " + json.dumps(dict(critique.residuals), default=str)
+        return [_candidate(r.spec, "refine", candidate.id, r.note)
+                for r in refinements(spec, text)[:max(n, 0)]]
+
+    def intervention(self, task: Task, candidate: Candidate, model_json: str,
+                     question: str) -> list[Intervention]:
+        from mechanistic.serialize import model_from_json
+
+        try:
+            model = model_from_json(model_json) if model_json else None
+        except ModelError as exc:
+            raise ValueError(f"cannot read the candidate's model: {exc}") from None
+        roles = dict(candidate.roles)
+        spec = spec_from_source(candidate.source)
+        if not roles and spec is not None:
+            roles = spec.role_map
+        if not roles and model is not None:
+            roles = infer_roles(model.state_names, model.param_names, model.control_names)
+        unit = model.time_unit if model is not None else (spec.time_unit if spec else
+                                                            task.time_unit)
+        items = translate(question, roles, unit)
+        if model is not None:
+            try:
+                validate_interventions(model, items)
+            except ModelError as exc:
+                raise ValueError(str(exc)) from None
+        return items
