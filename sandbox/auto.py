@@ -33,11 +33,16 @@ class SandboxSettings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxSettings:
-        """MMW_SANDBOX (backend), MMW_SANDBOX_IMAGE, MMW_SANDBOX_ALLOW_UNISOLATED=1."""
+        """MMW_SANDBOX (backend), MMW_SANDBOX_IMAGE, MMW_SANDBOX_WARM=1,
+        MMW_SANDBOX_ALLOW_UNISOLATED=1; keyword overrides that are not None win."""
+        def flag(name: str) -> bool:
+            return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
         values: dict[str, Any] = {
             "backend": os.environ.get("MMW_SANDBOX", "auto") or "auto",
             "image": os.environ.get("MMW_SANDBOX_IMAGE") or None,
-            "allow_unisolated": os.environ.get("MMW_SANDBOX_ALLOW_UNISOLATED", "") in ("1", "true"),
+            "warm": flag("MMW_SANDBOX_WARM"),
+            "allow_unisolated": flag("MMW_SANDBOX_ALLOW_UNISOLATED"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -92,7 +92,36 @@ def any_sandbox(request: pytest.FixtureRequest) -> Sandbox:
     return request.getfixturevalue("local_sandbox" if name == "local" else name)
 
 
-def survivors(token: str, wait_s: float = 1.5) -> list[int]:
+SEIR_SOURCE = """\
+from mechanistic import Model, LogUniform, Uniform
+
+m = Model("SEIR", time_unit="day")
+S, E, I, R = m.states("S E I R")
+beta = m.param("beta", LogUniform(0.05, 3.0), doc="transmission rate")
+sigma = m.param("sigma", Uniform(1/7, 1/2))
+gamma = m.param("gamma", Uniform(1/14, 1/3))
+N = S + E + I + R
+m.flow(S, E, beta * S * I / N, name="infection")
+m.flow(E, I, sigma * E)
+m.flow(I, R, gamma * I)
+m.init(S=1e6 - 10, E=0, I=10, R=0)
+print("declared", m.name)
+"""
+
+
+@pytest.fixture
+def seir_source() -> str:
+    """A small valid DSL module; line 10 is ``m.flow(E, I, sigma * E)``."""
+    return SEIR_SOURCE
+
+
+@pytest.fixture
+def survivors():
+    """``survivors(token)``: host pids still running with ``token`` in their command line."""
+    return find_survivors
+
+
+def find_survivors(token: str, wait_s: float = 1.5) -> list[int]:
     """Host pids whose command line carries ``token`` (after giving kills a moment to land).
 
     Works for both backends: container processes share the host kernel, so

@@ -17,8 +17,6 @@ import pytest
 
 from sandbox.spec import LimitHit, Limits, MiB, RunSpec
 
-from .conftest import survivors
-
 REPO = Path(__file__).resolve().parents[2]
 FAST = Limits(wall_s=3.0, cpu_s=10, memory_bytes=128 * MiB, pids=32, output_bytes=64 * 1024,
               file_size_bytes=1 * MiB, workdir_bytes=8 * MiB)
@@ -44,7 +42,7 @@ def test_ordinary_run(any_sandbox):
     assert r.guarantees.isolated and r.guarantees.network == "none"
 
 
-def test_infinite_loop_hits_wall_clock(any_sandbox, token):
+def test_infinite_loop_hits_wall_clock(any_sandbox, token, survivors):
     r = run_py(any_sandbox, "while True: pass", token=token)
     assert r.timed_out and r.limit_hit is LimitHit.WALL
     assert r.wall_s < FAST.wall_s + SLACK_S
@@ -58,7 +56,7 @@ def test_cpu_limit(any_sandbox):
     assert r.wall_s < 1 + SLACK_S + 1
 
 
-def test_memory_bomb(any_sandbox, token):
+def test_memory_bomb(any_sandbox, token, survivors):
     r = run_py(any_sandbox, """
         chunks = []
         while True:
@@ -69,7 +67,7 @@ def test_memory_bomb(any_sandbox, token):
     assert survivors(token) == []
 
 
-def test_fork_bomb(any_sandbox, token):
+def test_fork_bomb(any_sandbox, token, survivors):
     r = run_py(any_sandbox, """
         import os
         while True:
@@ -80,7 +78,7 @@ def test_fork_bomb(any_sandbox, token):
     assert survivors(token) == []
 
 
-def test_fork_bomb_that_swallows_errors(any_sandbox, token):
+def test_fork_bomb_that_swallows_errors(any_sandbox, token, survivors):
     r = run_py(any_sandbox, """
         import os
         while True:
@@ -94,7 +92,7 @@ def test_fork_bomb_that_swallows_errors(any_sandbox, token):
     assert survivors(token) == []
 
 
-def test_output_flood(any_sandbox, token):
+def test_output_flood(any_sandbox, token, survivors):
     r = run_py(any_sandbox, "while True: print('x' * 1000)", token=token)
     assert r.limit_hit is LimitHit.OUTPUT and r.stdout_truncated
     assert len(r.stdout.encode()) <= FAST.output_bytes
@@ -193,7 +191,7 @@ def test_host_unix_socket_gets_no_connection(any_sandbox, token, tmp_path):
         os.unlink(paths[1])
 
 
-def test_sigterm_ignoring_child_dies(any_sandbox, token):
+def test_sigterm_ignoring_child_dies(any_sandbox, token, survivors):
     r = run_py(any_sandbox, """
         import os, signal, time
         if os.fork() == 0:
@@ -206,7 +204,7 @@ def test_sigterm_ignoring_child_dies(any_sandbox, token):
     assert survivors(token) == []
 
 
-def test_double_forked_daemon_does_not_outlive_run(any_sandbox, token):
+def test_double_forked_daemon_does_not_outlive_run(any_sandbox, token, survivors):
     r = run_py(any_sandbox, """
         import os, signal, time
         if os.fork() == 0:
@@ -226,7 +224,7 @@ def test_double_forked_daemon_does_not_outlive_run(any_sandbox, token):
     assert survivors(token) == []
 
 
-def test_subprocess_and_os_system_stay_inside(any_sandbox, token):
+def test_subprocess_and_os_system_stay_inside(any_sandbox, token, survivors):
     r = run_py(any_sandbox, f"""
         import os, subprocess
         os.system("python3 -c 'import time; time.sleep(60)' {token} &")

@@ -10,8 +10,6 @@ from typer.testing import CliRunner
 
 from workbench.commands_sandbox import register
 
-from .test_runner import SEIR
-
 
 @pytest.fixture
 def app() -> typer.Typer:
@@ -30,10 +28,10 @@ def _need_local(local_sandbox):
     """Skip where bubblewrap is missing (the fixture does that)."""
 
 
-def test_check_ok_json(app, tmp_path):
+def test_check_ok_json(app, tmp_path, seir_source):
     pytest.importorskip("mechanistic")
     mod = tmp_path / "seir.py"
-    mod.write_text(SEIR)
+    mod.write_text(seir_source)
     r = CliRunner().invoke(app, ["check", str(mod), "--json", "--backend", "local"])
     out = json.loads(r.stdout)
     assert out["ran"] and out["error"] is None, r.stdout

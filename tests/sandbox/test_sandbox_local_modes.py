@@ -7,8 +7,6 @@ import pytest
 from sandbox.local import LocalConfig, LocalSandbox
 from sandbox.spec import LimitHit, Limits, RunSpec, SandboxError
 
-from .conftest import survivors
-
 
 def test_plain_is_refused_unless_allowed():
     with pytest.raises(SandboxError, match="allow_unisolated"):
@@ -38,7 +36,7 @@ def test_unshare_mode_limits_and_no_network():
     assert r.stdout.strip() == "blocked", r.stdout + r.stderr
 
 
-def test_preexec_path_without_prlimit(local_sandbox):
+def test_preexec_path_without_prlimit(local_sandbox, survivors):
     """Where util-linux prlimit is missing, rlimits and the cgroup come from a preexec_fn."""
     sb = LocalSandbox(LocalConfig(mode="bwrap"))
     sb._prlimit = None

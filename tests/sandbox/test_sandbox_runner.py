@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from sandbox.runner import ModuleError, run_model_module
 from sandbox.spec import Limits
-
-SEIR = textwrap.dedent('''\
-    from mechanistic import Model, LogUniform, Uniform
-
-    m = Model("SEIR", time_unit="day")
-    S, E, I, R = m.states("S E I R")
-    beta = m.param("beta", LogUniform(0.05, 3.0), doc="transmission rate")
-    sigma = m.param("sigma", Uniform(1/7, 1/2))
-    gamma = m.param("gamma", Uniform(1/14, 1/3))
-    N = S + E + I + R
-    m.flow(S, E, beta * S * I / N, name="infection")
-    m.flow(E, I, sigma * E)
-    m.flow(I, R, gamma * I)
-    m.init(S=1e6 - 10, E=0, I=10, R=0)
-    print("declared", m.name)
-''')
 
 RUNNER_BACKENDS = [
     pytest.param("local", id="local"),
@@ -38,9 +20,9 @@ def sb(request):
     return request.getfixturevalue("local_sandbox" if name == "local" else name)
 
 
-def test_model_comes_back_as_json(sb):
+def test_model_comes_back_as_json(sb, seir_source):
     mechanistic = pytest.importorskip("mechanistic")
-    r = run_model_module(SEIR, sandbox=sb)
+    r = run_model_module(seir_source, sandbox=sb)
     assert r.ok, r.error and r.error.render()
     assert r.error is None and r.variable == "m"
     assert "declared SEIR" in r.stdout
@@ -62,36 +44,36 @@ def _expect(
     return err
 
 
-def test_syntax_error_has_module_line(sb):
+def test_syntax_error_has_module_line(sb, seir_source):
     src = "from mechanistic import Model\nm = Model('x')\nS = m.states('S'\nm.rate(S, 0)\n"
     r = run_model_module(src, sandbox=sb)
     err = _expect(r, "syntax", "SyntaxError", 3)
     assert "m.states" in err.frames[0].line
 
 
-def test_name_error_has_module_line(sb):
-    src = SEIR.replace("m.flow(E, I, sigma * E)", "m.flow(E, I, sigmaa * E)")
+def test_name_error_has_module_line(sb, seir_source):
+    src = seir_source.replace("m.flow(E, I, sigma * E)", "m.flow(E, I, sigmaa * E)")
     r = run_model_module(src, filename="seir.py", sandbox=sb)
     err = _expect(r, "exception", "NameError", 10, "sigmaa")
     assert "sigmaa" in err.message
     assert 'File "seir.py", line 10' in err.render("seir.py")
 
 
-def test_dsl_misuse_points_at_the_call(sb):
-    src = SEIR.replace("m.flow(E, I, sigma * E)", "m.flow(E, 'Q', sigma * E)")
+def test_dsl_misuse_points_at_the_call(sb, seir_source):
+    src = seir_source.replace("m.flow(E, I, sigma * E)", "m.flow(E, 'Q', sigma * E)")
     r = run_model_module(src, sandbox=sb)
     err = _expect(r, "exception", "ModelError", 10, "m.flow(E, 'Q'")
     assert "Q" in err.message
 
 
-def test_error_inside_module_function_lists_both_frames(sb):
+def test_error_inside_module_function_lists_both_frames(sb, seir_source):
     src = "def helper():\n    return 1 / 0\n\nx = helper()\n"
     r = run_model_module(src, sandbox=sb)
     err = _expect(r, "exception", "ZeroDivisionError", 2, "1 / 0")
     assert [f.lineno for f in err.frames] == [4, 2]
 
 
-def test_no_model_and_two_models(sb):
+def test_no_model_and_two_models(sb, seir_source):
     r = run_model_module("x = 1\n", sandbox=sb)
     assert r.error is not None and r.error.kind == "no_model"
     src = "from mechanistic import Model\na = Model('a')\nb = Model('b')\n"
@@ -100,13 +82,13 @@ def test_no_model_and_two_models(sb):
     assert "a, b" in r.error.message
 
 
-def test_same_model_under_two_names_is_one_model(sb):
+def test_same_model_under_two_names_is_one_model(sb, seir_source):
     src = "from mechanistic import Model\nm = Model('a')\nalias = m\nm.states('S')\n"
     r = run_model_module(src, sandbox=sb)
     assert r.error is None or r.error.kind != "multiple_models"
 
 
-def test_timeout_and_exit_are_structured(sb):
+def test_timeout_and_exit_are_structured(sb, seir_source):
     r = run_model_module("while True:\n    pass\n", sandbox=sb, limits=Limits(wall_s=1.0))
     assert r.error is not None and r.error.kind == "timeout"
     r = run_model_module("import os\nos._exit(0)\n", sandbox=sb)
