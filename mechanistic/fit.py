@@ -492,10 +492,14 @@ def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
     u = nn.Parameter(torch.as_tensor(u0, dtype=_DTYPE).clone())
     weights = [p for p in networks.parameters() if p.requires_grad]
     decay = [p for n, p in networks.named_parameters() if p.requires_grad and "weight" in n]
-    groups: list[dict[str, Any]] = [{"params": weights, "lr": config.neural_lr}]
+    # One step size for both: the skeleton fit sits in a sharp optimum that the usual
+    # multi-start step would throw it out of. Warm up so the first Adam steps (which move
+    # every coordinate by about the step size, whatever its gradient) stay small.
+    groups: list[dict[str, Any]] = [{"params": weights}]
     if u.shape[1]:
-        groups.append({"params": [u], "lr": config.lr})
-    opt = torch.optim.Adam(groups)
+        groups.append({"params": [u]})
+    opt = torch.optim.Adam(groups, lr=config.neural_lr)
+    warmup, shrink = 25, 1.0
 
     def penalty() -> torch.Tensor:
         return config.neural_weight_decay * sum((p * p).sum() for p in decay)
@@ -505,7 +509,9 @@ def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
 
     best_loss, best_state = math.inf, snapshot()
     history: list[float] = []
-    for _step in range(config.neural_steps):
+    for step in range(config.neural_steps):
+        for group in opt.param_groups:
+            group["lr"] = config.neural_lr * shrink * min(1.0, (step + 1) / warmup)
         opt.zero_grad()
         nll = objective(u).sum()
         loss = nll + penalty()
@@ -519,12 +525,11 @@ def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
             with torch.no_grad():
                 u.copy_(u_best)
             networks.load_state_dict(net_best)
-            for group in opt.param_groups:
-                group["lr"] *= 0.5
+            shrink *= 0.5
             opt.state.clear()
             continue
-        if float(loss) < best_loss:
-            best_loss, best_state = float(loss), snapshot()
+        if float(loss.detach()) < best_loss:
+            best_loss, best_state = float(loss.detach()), snapshot()
         opt.step()
         history.append(best_loss)
         if len(history) > config.patience:
