@@ -191,8 +191,8 @@ class Search:
         return node
 
     def _ask(self, call: Callable[[], T]) -> T:
-        """Call the proposer, inside the budget."""
-        self._check_budget()
+        """Call the proposer, inside the budget (no node left: no point in asking)."""
+        self._check_budget(evaluating=True)
         return call()
 
     def _check_budget(self, evaluating: bool = False) -> None:
