@@ -327,7 +327,7 @@ class CompiledModel:
     ) -> Iterator[Simulation]:
         """Like :meth:`simulate`, chunk by chunk, so working memory stays bounded."""
         solver = solver or RK4()
-        grid = torch.as_tensor(np.asarray(t_eval, dtype=float) if not isinstance(
+        grid = torch.as_tensor(np.array(t_eval, dtype=float) if not isinstance(
             t_eval, torch.Tensor) else t_eval.detach(), dtype=torch.float64).reshape(-1)
         if grid.numel() == 0 or not torch.isfinite(grid).all():
             raise ModelError("t_eval must be a non-empty sequence of finite times")
