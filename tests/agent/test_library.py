@@ -355,3 +355,34 @@ def test_library_proposer_implements_the_protocol() -> None:
     assert len({c.structure for c in first}) == 3
     assert all(c.proposer == "library" and c.roles for c in first)
     assert p.usage.llm_calls == 0
+
+
+@pytest.mark.parametrize("m", MOTIFS, ids=lambda m: m.name)
+def test_every_refinement_of_every_motif_passes_checks(m) -> None:
+    task = task_for(m)
+    profile = DataProfile.from_task(task)
+    spec = m.build(profile, assign_columns(m, profile))
+    options = refinements(spec)
+    assert options, m.name
+    for r in options:
+        model = load(r.spec.render())
+        assert not errors(run_checks(model)), (m.name, r.kind)
+        assert len(r.spec.edits) == len(spec.edits) + 1
+
+
+@pytest.mark.slow
+def test_fit_recovers_a_parameter_of_the_motif_that_simulated_the_data() -> None:
+    """Logistic growth simulated with r = 0.6/year, K = 120, 5% log-normal noise: the
+    fitted library motif recovers r and K within 10%."""
+    from mechanistic.fit import FitConfig, fit_model
+
+    t = np.arange(0.0, 25.0)
+    x = 120 / (1 + (120 / 8 - 1) * np.exp(-0.6 * t))
+    y = x * np.exp(0.05 * np.random.default_rng(1).standard_normal(t.size))
+    task = Task("a bacterial population grows to its carrying capacity",
+                ObservedData(t, {"population": y}, "year"), 18.0, time_unit="year")
+    (cand,) = [c for c in LibraryProposer().propose(task, 5) if c.structure == "logistic"]
+    result = fit_model(load(cand.source), task.data,
+                       FitConfig(starts=4, adam_steps=150, lbfgs_steps=30), train_until=18.0)
+    assert result.params["r"] == pytest.approx(0.6, rel=0.1)
+    assert result.params["K"] == pytest.approx(120.0, rel=0.1)

@@ -163,6 +163,6 @@ MOTIFS = (
           _KEYWORDS + ("three", "top predator", "chain", "trophic", "zooplankton",
                        "phytoplankton"),
           (Slot("resource", ("resource", "plant", "phyto", "algae", "grass", "nutrient")),
-           Slot("consumer", ("consumer", "herbiv", "zoo", "intermediate", "prey")),
-           Slot("top", ("top", "predator", "carniv", "fish"))), _food_chain, prior=0.0),
+           Slot("consumer", ("consumer", "herbiv", "zoo", "intermediate", *_PREY[:-1])),
+           Slot("top", ("top", "carniv", "fish", *_PRED[:-2]))), _food_chain, prior=0.0),
 )
