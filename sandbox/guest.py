@@ -78,6 +78,19 @@ def _is_zombie(pid: str) -> bool:
         return True
 
 
+def _child_setup(limits: dict):
+    """rlimits, and first in line for the OOM killer: when the container's memory runs out,
+    the run's processes die, not the guest that reports on them."""
+    rl = supervise.rlimit_setter(limits)
+
+    def setup() -> None:
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+        rl()
+
+    return setup
+
+
 def _wipe(directory: str) -> None:
     """Empty a scratch directory so nothing one run wrote is seen by the next."""
     try:
@@ -188,7 +201,7 @@ def handle(request: dict, seq: int, preloaded: bool = False) -> dict:
         out = supervise.supervise(
             argv, cwd=workdir, env=env, limits=limits,
             stdin=base64.b64decode(request["stdin"]),
-            preexec_fn=supervise.rlimit_setter(child_limits),
+            preexec_fn=_child_setup(child_limits),
             kill_tree=lambda proc: kill_everything_else(),
             fork_target=target,
         )

@@ -13,7 +13,7 @@ Preference order, strongest first:
    unless ``LocalConfig.allow_unisolated`` is set.
 
 All modes: rlimits (CPU, data, file size, open files, no core), a new
-session, a pids cgroup where one can be created (which also kills every
+session, pids and memory cgroups where they can be created (which also kill every
 process of the run however it forked), wall-clock kill, output caps.
 """
 
@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox import supervise
-from sandbox.cgroup import CgroupPool, PidsCgroup
-from sandbox.local_warm import GUEST_PIDS, WarmGuest
+from sandbox.cgroup import CgroupPool, RunCgroup, join_command
+from sandbox.local_warm import GUEST_PIDS, WARM_MEMORY_HEADROOM, WarmGuest
 from sandbox.protocol import decode_answer, encode_request
 from sandbox.spec import (
     Guarantees,
     LimitHit,
     Limits,
+    MiB,
     RunResult,
     RunSpec,
     SandboxError,
@@ -110,6 +111,8 @@ def probe_mode(config: LocalConfig) -> str | None:
     return None
 
 
+MEMORY_HEADROOM = 32 * MiB  # bwrap, its init and the launcher share the run's memory cgroup
+
 _BWRAP_ISOLATION = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                     "--hostname", "sandbox", "--uid", "65534", "--gid", "65534"]
 
@@ -174,7 +177,9 @@ class LocalSandbox:
                 "LocalConfig(allow_unisolated=True)"
             )
         self.mode = mode
-        self._cgroup_ok = self.config.use_cgroup and PidsCgroup.available()
+        self._cg_pids, self._cg_memory = (RunCgroup.probe() if self.config.use_cgroup
+                                          else (False, False))
+        self._cgroup_ok = self._cg_pids or self._cg_memory
         self._prlimit = shutil.which("prlimit") if os.path.exists("/bin/sh") else None
         self._fs_args = _bwrap_fs_args(self.config)
         self._site = _site_dirs()
@@ -187,12 +192,15 @@ class LocalSandbox:
 
     def guarantees(self) -> Guarantees:
         notes = []
-        if not self._cgroup_ok:
+        if not self._cg_pids:
             notes.append("process count bounded only by the wall clock (no writable pids cgroup;"
                          " RLIMIT_NPROC is ignored for root)")
-        notes.append("memory bounded by RLIMIT_DATA (heap and anonymous mmap), not a cgroup")
+        if not self._cg_memory:
+            notes.append("memory bounded per process by RLIMIT_DATA, not in total (no writable "
+                         "memory cgroup)")
         notes.append("work dir is a host temp dir: disk use bounded per file by RLIMIT_FSIZE")
-        pids = "cgroup pids.max" if self._cgroup_ok else "wall clock only"
+        pids = "cgroup pids.max" if self._cg_pids else "wall clock only"
+        memory = "cgroup + rlimit-data" if self._cg_memory else "rlimit-data"
         if self.warm:
             notes = [n for n in notes if not n.startswith("work dir is a host")]
             notes += ["warm: one bwrap sandbox serves many runs (fresh dir on a sized tmpfs "
@@ -203,17 +211,17 @@ class LocalSandbox:
             return Guarantees(
                 backend="local/bwrap", isolated=True, network="none",
                 filesystem="interpreter dirs and /usr read-only, fresh /tmp, work dir",
-                memory="rlimit-data", pids=pids, process_tree_killed=True, notes=tuple(notes))
+                memory=memory, pids=pids, process_tree_killed=True, notes=tuple(notes))
         if self.mode == "unshare":
             return Guarantees(
                 backend="local/unshare", isolated=True, network="none",
                 filesystem="host filesystem visible with the caller's permissions",
-                memory="rlimit-data", pids=pids, process_tree_killed=True,
+                memory=memory, pids=pids, process_tree_killed=True,
                 notes=(*notes, "no filesystem isolation: host files are readable"))
         return Guarantees(
             backend="local/plain", isolated=False, network="host",
             filesystem="host filesystem visible with the caller's permissions",
-            memory="rlimit-data", pids=pids, process_tree_killed=self._cgroup_ok,
+            memory=memory, pids=pids, process_tree_killed=self._cgroup_ok,
             notes=(*notes, "UNISOLATED: network and host files are reachable"))
 
     def close(self) -> None:
@@ -231,7 +239,7 @@ class LocalSandbox:
 
     def _warm_guest(self, spec: RunSpec) -> WarmGuest:
         lim = spec.limits
-        key = (lim.pids, lim.workdir_bytes)
+        key = (lim.pids, lim.workdir_bytes, lim.memory_bytes)
         if self._warm is not None and (self._warm.key != key or not self._warm.alive()):
             self._stop_warm()
         if self._warm is None:
@@ -245,7 +253,9 @@ class LocalSandbox:
             for k, v in env.items():
                 argv += ["--setenv", k, v]
             argv += ["--", self.config.python, "-S", "-m", "sandbox.guest"]
-            cgroup = self._pool.acquire(lim.pids + GUEST_PIDS) if self._cgroup_ok else None
+            cgroup = (self._pool.acquire(lim.pids + GUEST_PIDS,
+                                         lim.memory_bytes + WARM_MEMORY_HEADROOM)
+                      if self._cgroup_ok else None)
             self._warm = WarmGuest(argv, cgroup, key)
         return self._warm
 
@@ -255,6 +265,7 @@ class LocalSandbox:
         with self._lock:
             try:
                 guest = self._warm_guest(spec)
+                ooms = guest.cgroup.oom_kills() if guest.cgroup is not None else -1
                 answer = guest.request(encode_request(spec),
                                        time.monotonic() + spec.limits.wall_s + 30.0)
             except TimeoutError:
@@ -265,11 +276,19 @@ class LocalSandbox:
                 self._stop_warm()
                 return failed_result(self.name, g, f"{type(exc).__name__}: {exc}",
                                      time.monotonic() - start)
+            cg = self._warm.cgroup if self._warm is not None else None
+            oom = cg is not None and ooms >= 0 and cg.oom_kills() > ooms
             if answer is None:
                 self._stop_warm()
+                if oom:
+                    return RunResult(
+                        exit_code=None, signal=9, timed_out=False, limit_hit=LimitHit.MEMORY,
+                        stdout="", stderr="", stdout_truncated=False, stderr_truncated=False,
+                        files={}, wall_s=time.monotonic() - start, backend=self.name,
+                        guarantees=g)
                 return failed_result(self.name, g, "the warm guest ended (killed by the code?)",
                                      time.monotonic() - start)
-        return decode_answer(answer, self.name, g, time.monotonic() - start)
+        return decode_answer(answer, self.name, g, time.monotonic() - start, oom_killed=oom)
 
     def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
         argv = list(spec.argv)
@@ -297,7 +316,8 @@ class LocalSandbox:
             return self._run_warm(spec)
         g = self.guarantees()
         workdir = tempfile.mkdtemp(prefix="mmw-sandbox-")
-        cgroup = self._pool.acquire(spec.limits.pids) if self._cgroup_ok else None
+        cgroup = (self._pool.acquire(spec.limits.pids, spec.limits.memory_bytes + MEMORY_HEADROOM)
+                  if self._cgroup_ok else None)
         try:
             supervise.write_files(workdir, spec.files)
             if self.mode != "bwrap":  # no bind mounts: give mechanistic a path in the work dir
@@ -315,8 +335,7 @@ class LocalSandbox:
                 # the rlimits, and both exec on, so the pid we watch is the sandbox's.
                 argv = [self._prlimit, *supervise.prlimit_flags(limits), "--", *argv]
                 if cgroup is not None:
-                    argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"',
-                            os.path.join(cgroup.path, "cgroup.procs"), *argv]
+                    argv = join_command(cgroup, argv)
             else:
                 rl = supervise.rlimit_setter(limits)
 
@@ -330,10 +349,14 @@ class LocalSandbox:
                 if cgroup is not None:
                     cgroup.kill_all()
 
+            ooms = cgroup.oom_kills() if cgroup is not None else -1
             out = supervise.supervise(argv, cwd=cwd, env=env, limits=limits, stdin=spec.stdin,
                                       preexec_fn=preexec, kill_tree=kill_tree)
             if self.mode == "bwrap":
                 _signal_from_bwrap_status(out)
+            if (ooms >= 0 and cgroup is not None and cgroup.oom_kills() > ooms
+                    and not out["timed_out"] and out["limit_hit"] in (None, "pids")):
+                out["limit_hit"] = "memory"
             files = supervise.collect_files(workdir, spec.collect, spec.limits.collect_bytes)
         except Exception as exc:  # the sandbox failed, not the code: still a result
             return failed_result(self.name, g, f"{type(exc).__name__}: {exc}")

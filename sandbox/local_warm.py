@@ -23,22 +23,22 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from sandbox.cgroup import PidsCgroup
+from sandbox.cgroup import RunCgroup, join_command
 from sandbox.protocol import parse_answer_line
 
 GUEST_PIDS = 8  # the guest and bwrap's init, on top of the run's own pids limit
+WARM_MEMORY_HEADROOM = 256 * 1024 * 1024  # the guest holding sympy + mechanistic, forks' COW
 
 
 class WarmGuest:
     """A ``python -m sandbox.guest`` inside bwrap, fed one request line at a time."""
 
-    def __init__(self, argv: Sequence[str], cgroup: PidsCgroup | None, key: tuple) -> None:
+    def __init__(self, argv: Sequence[str], cgroup: RunCgroup | None, key: tuple) -> None:
         self.key = key
         self.cgroup = cgroup
         launch = list(argv)
         if cgroup is not None:
-            launch = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"',
-                      os.path.join(cgroup.path, "cgroup.procs"), *launch]
+            launch = join_command(cgroup, launch)
         self.proc = subprocess.Popen(launch, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         assert self.proc.stdout is not None

@@ -263,3 +263,24 @@ def test_nothing_written_carries_over_to_the_next_run(any_sandbox):
         print(seen)
     """)
     assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_memory_bomb_spread_over_processes(any_sandbox, token, survivors):
+    """Each process stays under the per-process rlimit; only a total bound catches them."""
+    if not any_sandbox.guarantees().memory.startswith("cgroup"):
+        pytest.skip("this backend bounds memory per process only (no memory cgroup here)")
+    r = run_py(any_sandbox, """
+        import os, time
+        kids = []
+        for _ in range(6):
+            pid = os.fork()
+            if pid == 0:
+                block = b"x" * (60 * 1024 * 1024)
+                time.sleep(1)
+                os._exit(0)
+            kids.append(pid)
+        print([os.waitpid(p, 0)[1] for p in kids])
+    """, token=token)
+    assert r.limit_hit is LimitHit.MEMORY, r.summary() + r.stdout + r.stderr[-300:]
+    assert r.wall_s < FAST.wall_s + SLACK_S
+    assert survivors(token) == []
