@@ -83,9 +83,13 @@ def _sandboxed(sb, source: str, n: int, warmup: int = 1) -> dict[str, Any]:
 
 
 def measure(n: int, n_cold: int) -> dict[str, Any]:
+    import os
+
     from sandbox.spec import SandboxError
 
-    out: dict[str, Any] = {"python": sys.version.split()[0], "trivial": {}, "seir": {}}
+    out: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count(),
+                           "loadavg_1m_before": round(os.getloadavg()[0], 2),
+                           "trivial": {}, "seir": {}}
     out["trivial"]["in_process"] = _in_process(TRIVIAL, n)
     out["seir"]["in_process"] = _in_process(SEIR, n)
     try:
@@ -116,6 +120,7 @@ def measure(n: int, n_cold: int) -> dict[str, Any]:
     except SandboxError as exc:
         out["trivial"]["container_cold"] = {"unavailable": str(exc)}
         out["trivial"]["container_warm"] = {"unavailable": str(exc)}
+    out["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     out["targets_ms"] = TARGETS_MS
     out["meets_targets"] = {
         k: (out["trivial"].get(k, {}).get("median_ms", float("inf")) <= v)
