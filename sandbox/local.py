@@ -19,11 +19,11 @@ process of the run however it forked), wall-clock kill, output caps.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -120,25 +120,41 @@ _UNSHARE_FLAGS = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child"
                   "--mount-proc", "--net", "--ipc", "--uts"]
 
 
-def _python_roots(python: str) -> list[str]:
-    """Directories the interpreter needs: its prefixes and site-packages, nothing else."""
-    roots = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(python))}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            roots.add(p)
+_LAYOUT_PROBE = (
+    "import json, os, sys; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix], "
+    "'site': [p for p in sys.path if os.path.basename(p) in ('site-packages', 'dist-packages')"
+    " and os.path.isdir(p)]}))"
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _interpreter_layout(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(directories to bind read-only, site dirs for PYTHONPATH) of an interpreter.
+
+    The site dirs come from the interpreter's own ``sys.path`` (so Debian's
+    dist-packages, a venv's site-packages and a user's prefix all work); the
+    sandbox runs it with ``-S``, so they must go on PYTHONPATH explicitly.
+    """
+    if python == sys.executable:
+        prefixes = [sys.prefix, sys.base_prefix]
+        site = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
+                and os.path.isdir(p)]
+    else:
+        import json
+
+        out = subprocess.run([python, "-c", _LAYOUT_PROBE], capture_output=True, text=True,
+                             timeout=30, check=True)
+        data = json.loads(out.stdout)
+        prefixes, site = data["prefixes"], data["site"]
+    roots = {*prefixes, os.path.dirname(os.path.realpath(python)), *site}
     # /usr is bound whole; anything under it needs no extra bind
-    out = sorted(r for r in roots if r and not r.startswith("/usr/") and os.path.exists(r))
+    ordered = sorted(r for r in roots
+                     if r and r != "/usr" and not r.startswith("/usr/") and os.path.exists(r))
     pruned: list[str] = []
-    for r in out:
+    for r in ordered:
         if not any(r == p or r.startswith(p.rstrip("/") + "/") for p in pruned):
             pruned.append(r)
-    return pruned
-
-
-def _site_dirs() -> list[str]:
-    paths = sysconfig.get_paths()
-    return list(dict.fromkeys(p for p in (paths.get("purelib"), paths.get("platlib")) if p))
+    return tuple(pruned), tuple(dict.fromkeys(site))
 
 
 def _bwrap_fs_args(config: LocalConfig) -> list[str]:
@@ -153,7 +169,7 @@ def _bwrap_fs_args(config: LocalConfig) -> list[str]:
     for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf"):
         if os.path.exists(f):
             args += ["--ro-bind", f, f]
-    for root in _python_roots(config.python):
+    for root in _interpreter_layout(config.python)[0]:
         args += ["--ro-bind", root, root]
     mech = os.path.join(config.mmw_root, "mechanistic")
     if os.path.isdir(mech):
@@ -182,7 +198,7 @@ class LocalSandbox:
         self._cgroup_ok = self._cg_pids or self._cg_memory
         self._prlimit = shutil.which("prlimit") if os.path.exists("/bin/sh") else None
         self._fs_args = _bwrap_fs_args(self.config)
-        self._site = _site_dirs()
+        self._site = list(_interpreter_layout(self.config.python)[1])
         self._warm: WarmGuest | None = None
         self._lock = threading.Lock()
         self.warm = self.config.warm and self.mode == "bwrap"
