@@ -284,3 +284,23 @@ def test_memory_bomb_spread_over_processes(any_sandbox, token, survivors):
     assert r.limit_hit is LimitHit.MEMORY, r.summary() + r.stdout + r.stderr[-300:]
     assert r.wall_s < FAST.wall_s + SLACK_S
     assert survivors(token) == []
+
+
+def test_code_that_kills_its_supervisor(any_sandbox, token, survivors):
+    """Killing every process it can see (the guest of a warm sandbox included) is a result."""
+    r = run_py(any_sandbox, """
+        import os
+        for p in os.listdir("/proc"):
+            if p.isdigit() and int(p) != os.getpid():
+                try:
+                    os.kill(int(p), 9)
+                except OSError:
+                    pass
+        os.kill(os.getppid(), 9)
+    """, token=token)
+    # a fresh sandbox's init ignores the kill (exit 0); a warm guest dies (a sandbox error)
+    assert r.wall_s < FAST.wall_s + SLACK_S, r.summary()
+    assert r.ok or r.error is not None or r.signal is not None, r.summary()
+    assert survivors(token) == []
+    r = run_py(any_sandbox, "print('still serving')")
+    assert r.ok and r.stdout == "still serving\n", r.summary()
