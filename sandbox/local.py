@@ -73,6 +73,9 @@ class LocalConfig:
     mode: str = "auto"
     allow_unisolated: bool = False
     warm: bool = False  # bwrap only: one sandbox serves many runs (see sandbox.local_warm)
+    # with warm: each sandbox serves ONE run, the next is started as soon as it is done, so
+    # runs keep fresh-sandbox isolation and pay no startup when they are not back to back
+    single_use: bool = False
     preload: tuple[str, ...] = ("mechanistic",)  # warm only: imported once, runs fork from it
     python: str = sys.executable
     mmw_root: str = str(Path(__file__).resolve().parent.parent)
@@ -205,6 +208,9 @@ class LocalSandbox:
         self._pool = CgroupPool()
         # the pool's directories are removed even if close() is never called
         self._finalizer = weakref.finalize(self, self._pool.close)
+        if self.warm and self.config.single_use:
+            with self._lock:
+                self._warm_guest(RunSpec(argv=("true",)))  # default limits: ready for most runs
 
     def guarantees(self) -> Guarantees:
         notes = []
@@ -217,7 +223,11 @@ class LocalSandbox:
         notes.append("work dir is a host temp dir: disk use bounded per file by RLIMIT_FSIZE")
         pids = "cgroup pids.max" if self._cg_pids else "wall clock only"
         memory = "cgroup + rlimit-data" if self._cg_memory else "rlimit-data"
-        if self.warm:
+        if self.warm and self.config.single_use:
+            notes = [n for n in notes if not n.startswith("work dir is a host")]
+            notes += ["prestarted: a fresh bwrap sandbox per run (sized tmpfs work dir), "
+                      "started ahead of time; the guest supervising the run shares its uid"]
+        elif self.warm:
             notes = [n for n in notes if not n.startswith("work dir is a host")]
             notes += ["warm: one bwrap sandbox serves many runs (fresh dir on a sized tmpfs "
                       "each); the guest kills every leftover process between runs",
@@ -304,7 +314,11 @@ class LocalSandbox:
                         guarantees=g)
                 return failed_result(self.name, g, "the warm guest ended (killed by the code?)",
                                      time.monotonic() - start)
-        return decode_answer(answer, self.name, g, time.monotonic() - start, oom_killed=oom)
+            wall = time.monotonic() - start
+            if self.config.single_use:
+                self._stop_warm()
+                self._warm_guest(spec)  # the next run's sandbox starts now, in the background
+        return decode_answer(answer, self.name, g, wall, oom_killed=oom)
 
     def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
         argv = list(spec.argv)

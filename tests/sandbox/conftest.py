@@ -52,6 +52,19 @@ def local_warm() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
+def local_prestart() -> Iterator[Sandbox]:
+    from sandbox.local import LocalConfig, LocalSandbox
+
+    try:
+        sb = LocalSandbox(LocalConfig(mode="bwrap", warm=True, single_use=True))
+    except SandboxError as exc:
+        _unavailable("bubblewrap", str(exc))
+        raise
+    yield sb
+    sb.close()
+
+
+@pytest.fixture(scope="session")
 def container_cold() -> Iterator[Sandbox]:
     from sandbox.container import ContainerConfig, ContainerSandbox
 

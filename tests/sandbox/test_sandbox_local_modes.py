@@ -49,3 +49,22 @@ def test_preexec_path_without_prlimit(local_sandbox, survivors):
     assert r.limit_hit in (LimitHit.PIDS, LimitHit.WALL)
     assert survivors(token) == []
     sb.close()
+
+
+def test_prestarted_sandboxes_are_single_use(local_prestart, survivors):
+    """Each run gets its own sandbox: a daemon or a file from one run is gone in the next."""
+    token = "mmwprestarttoken"
+    r = local_prestart.run(RunSpec(argv=("python3", "-c", f"""# {token}
+import os, time
+open('/tmp/left-behind', 'w').write('x')
+if os.fork() == 0:
+    os.setsid()
+    time.sleep(60)
+print(os.getpid())
+""")))
+    assert r.exit_code == 0, r.summary() + r.stderr
+    assert survivors(token) == []
+    r = local_prestart.run(RunSpec(argv=("python3", "-c",
+                                         "import os; print(os.path.exists('/tmp/left-behind'))")))
+    assert r.stdout.strip() == "False"
+    assert any("prestarted" in n for n in local_prestart.guarantees().notes)

@@ -10,6 +10,7 @@ from sandbox.spec import Limits
 RUNNER_BACKENDS = [
     pytest.param("local", id="local"),
     pytest.param("local_warm", id="local-warm"),
+    pytest.param("local_prestart", id="local-prestart"),
     pytest.param("container_warm", id="container-warm", marks=pytest.mark.container),
 ]
 
