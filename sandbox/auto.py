@@ -22,7 +22,8 @@ class SandboxSettings:
     """How to pick and configure a backend. ``from_env`` reads ``MMW_SANDBOX*`` variables."""
 
     backend: str = "auto"
-    warm: bool = False
+    warm: bool = False  # reuse one sandbox (container or bwrap) for every run
+    prestart: bool = False  # local: a fresh bwrap sandbox per run, started ahead of time
     allow_unisolated: bool = False
     image: str | None = None
     base_url: str | None = None
@@ -34,7 +35,8 @@ class SandboxSettings:
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxSettings:
         """MMW_SANDBOX (backend), MMW_SANDBOX_IMAGE, MMW_SANDBOX_WARM=1,
-        MMW_SANDBOX_ALLOW_UNISOLATED=1; keyword overrides that are not None win."""
+        MMW_SANDBOX_PRESTART=1, MMW_SANDBOX_ALLOW_UNISOLATED=1; keyword overrides that are
+        not None win."""
         def flag(name: str) -> bool:
             return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
@@ -42,6 +44,7 @@ class SandboxSettings:
             "backend": os.environ.get("MMW_SANDBOX", "auto") or "auto",
             "image": os.environ.get("MMW_SANDBOX_IMAGE") or None,
             "warm": flag("MMW_SANDBOX_WARM"),
+            "prestart": flag("MMW_SANDBOX_PRESTART"),
             "allow_unisolated": flag("MMW_SANDBOX_ALLOW_UNISOLATED"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -59,7 +62,8 @@ def _local(settings: SandboxSettings) -> Sandbox:
     from sandbox.local import LocalConfig, LocalSandbox
 
     return LocalSandbox(LocalConfig(allow_unisolated=settings.allow_unisolated,
-                                    warm=settings.warm))
+                                    warm=settings.warm or settings.prestart,
+                                    single_use=settings.prestart and not settings.warm))
 
 
 def open_sandbox(settings: SandboxSettings | None = None) -> Sandbox:
