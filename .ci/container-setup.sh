@@ -20,13 +20,15 @@ _mmw_container_setup() {
   command -v runc >/dev/null || need+=(runc)
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v bwrap >/dev/null || need+=(bubblewrap)
+  [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)  # the containers' init
   if [ "${#need[@]}" -gt 0 ]; then
     _mmw_log "installing ${need[*]} (apt)"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-      podman runc debootstrap bubblewrap uidmap fuse-overlayfs >/dev/null
+      podman runc catatonit debootstrap bubblewrap uidmap fuse-overlayfs slirp4netns \
+      >/dev/null
   fi
 
   python -c 'import docker' 2>/dev/null || pip install -q 'docker>=7'
