@@ -66,7 +66,10 @@ PY
   fi
 
   _mmw_log "building (or reusing) the sandbox image"
-  python -m sandbox build-image
+  python -m sandbox build-image || {
+    _mmw_log "image build failed; retrying once (a flaky mirror fetch?)"
+    python -m sandbox build-image
+  }
   export MMW_REQUIRE_CONTAINER=1
   _mmw_log "ready in $((SECONDS - t0))s: DOCKER_HOST=$DOCKER_HOST"
   python -m sandbox doctor >&2 || true
