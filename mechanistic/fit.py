@@ -267,7 +267,9 @@ def _auto_solver(times: np.ndarray, t0: float) -> RK4:
     spacing = np.diff(grid)
     if spacing.size == 0:
         return RK4(dt=0.1)
-    return RK4(dt=float(spacing.min()) / 4)
+    # The median, not the minimum: one short gap (t0 just before the first sample) must not
+    # slow every step; each output interval still gets at least one step.
+    return RK4(dt=float(np.median(spacing)) / 4)
 
 
 def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
@@ -595,6 +597,12 @@ def fit_model(
     transforms = [ParameterTransform.for_prior(n, p) for n, p in zip(free, priors, strict=True)]
     objective = _Objective(model, compiled, transforms, train.t, y_train, solver, t0,
                            interventions, controls)
+    # Phase 1 fits the skeleton; fresh networks output exactly 0, so skip their cost.
+    phase1 = objective
+    if fresh_networks and model.neural_:
+        skeleton = CompiledModel(model, neural=networks, dtype=_DTYPE, skeleton=True)
+        phase1 = _Objective(model, skeleton, transforms, train.t, y_train, solver, t0,
+                            interventions, controls)
     rng = np.random.default_rng(config.seed)
 
     def resample(n: int) -> np.ndarray:
@@ -608,14 +616,14 @@ def fit_model(
     try:
         u0 = _sample_starts(transforms, priors, config.starts, rng)
         if transforms and config.adam_steps:
-            starts_u, start_losses, resets = _adam_multistart(objective, u0, config, resample)
+            starts_u, start_losses, resets = _adam_multistart(phase1, u0, config, resample)
         else:
             with torch.no_grad():
-                start_losses = objective(torch.as_tensor(u0, dtype=_DTYPE)).numpy()
+                start_losses = phase1(torch.as_tensor(u0, dtype=_DTYPE)).numpy()
             starts_u, resets = u0, 0
         start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
         top = np.argsort(start_losses)[:min(config.polish_starts, config.starts)]
-        polished_u, polished = _polish(objective, starts_u[top], start_losses[top],
+        polished_u, polished = _polish(phase1, starts_u[top], start_losses[top],
                                        config.lbfgs_steps)
     finally:
         for p in trainable:

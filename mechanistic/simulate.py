@@ -151,7 +151,10 @@ class CompiledModel:
         neural: nn.ModuleDict | None = None,
         dtype: torch.dtype = torch.float64,
         seed: int = 0,
+        skeleton: bool = False,
     ) -> None:
+        """``skeleton=True`` compiles every neural term as exactly 0: the mechanistic
+        skeleton a fresh (zero-output) network starts from, without paying for the MLP."""
         self.model = model
         self.dtype = dtype
         self.state_names = model.state_names
@@ -163,13 +166,16 @@ class CompiledModel:
             raise ModelError(f"no network given for neural term(s) {sorted(missing)}")
         constants = {sp.Symbol(c.name): c.value for c in model.constants_.values()}
         rhs = model.rhs()
-        self._rhs = compile_program([rhs[s] for s in self.state_names], self._neural_call,
-                                    constants)
+        exprs = [rhs[s] for s in self.state_names]
+        observed = [o.expr for o in model.observables_.values()]
+        if skeleton:
+            exprs = [_without_neural(e) for e in exprs]
+            observed = [_without_neural(e) for e in observed]
+        self._rhs = compile_program(exprs, self._neural_call, constants)
         inits = model.initial_conditions()
         self._init = compile_program([inits[s] for s in self.state_names], None, constants)
         self._compiled: Any = None
-        self._obs = compile_program([o.expr for o in model.observables_.values()],
-                                    self._neural_call, constants)
+        self._obs = compile_program(observed, self._neural_call, constants)
 
     # ------------------------------------------------------------------ helpers
     def _neural_call(self, name: str, inputs: Sequence[Any]) -> torch.Tensor:
@@ -464,6 +470,13 @@ class CompiledModel:
     @property
     def program(self) -> Program:
         return self._rhs
+
+
+def _without_neural(expr: sp.Basic) -> sp.Basic:
+    from sympy.core.function import AppliedUndef
+
+    calls = expr.atoms(AppliedUndef)
+    return expr.xreplace({c: sp.Integer(0) for c in calls}) if calls else expr
 
 
 def _stack(values: list[Any], shape: int | tuple[int, ...], ref: torch.Tensor,

@@ -15,10 +15,10 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from mechanistic import DataError, Fixed, LogNormalNoise, LogUniform, Model, Uniform
+from mechanistic import DataError, Fixed, LogNormalNoise, LogUniform, Model, Uniform, exp
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig, ParameterTransform, fit_model
-from mechanistic.interventions import Scale
+from mechanistic.interventions import Dose, Scale
 from mechanistic.observation import sample_observations
 from mechanistic.priors import HalfNormal, Normal
 from mechanistic.simulate import RK4, compile_model
@@ -202,6 +202,63 @@ def test_a_diverging_start_does_not_poison_the_others() -> None:
 
 
 # ------------------------------------------------------------------------- hybrid
+DOSE_TIMES = (0.0, 24.0, 48.0, 72.0, 96.0)
+
+
+def _michaelis_menten_data(seed: int = 0) -> ObservedData:
+    """Repeated IV doses of 100, cleared by saturable elimination 4 C / (10 + C): scipy's
+    solution between doses, 5% log-normal noise."""
+    t = np.arange(0.5, 120.0, 2.0)
+    c, y, start = 0.0, [], 0.0
+    for i, dose in enumerate(DOSE_TIMES):
+        end = DOSE_TIMES[i + 1] if i + 1 < len(DOSE_TIMES) else 120.0
+        inside = t[(t >= dose) & (t < end)]
+        sol = solve_ivp(lambda _t, z: [-4.0 * z[0] / (10.0 + z[0])], (start, end), [c + 100.0],
+                        t_eval=np.concatenate([inside, [end]]), rtol=1e-10, atol=1e-10)
+        y.extend(sol.y[0][:-1])
+        c, start = sol.y[0][-1], end
+    noisy = np.asarray(y) * np.exp(0.05 * np.random.default_rng(seed).standard_normal(t.size))
+    return ObservedData(t, {"C": noisy})
+
+
+def _linear_elimination(hybrid: bool) -> Model:
+    """The misspecified mechanism: first-order elimination k C; the hybrid multiplies it by
+    exp(g(C)), a learned function of the concentration."""
+    m = Model("one compartment" + (", neural elimination" if hybrid else ", linear"))
+    c = m.state("C")
+    k = m.param("k", LogUniform(0.01, 10.0))
+    s = m.param("s", LogUniform(0.01, 1.0))
+    rate = k * c
+    if hybrid:
+        rate = rate * exp(m.neural("g", inputs=[c], hidden=(16, 16)))
+    m.flow(c, None, rate, name="elimination")
+    m.init(C=0.0)
+    m.observe("C", c, noise=LogNormalNoise(s))
+    return m
+
+
+def test_hybrid_learns_missing_saturable_elimination() -> None:
+    data = _michaelis_menten_data()
+    doses = [Dose("C", 100.0, DOSE_TIMES)]
+    config = FitConfig(starts=2, adam_steps=100, t0=0.0, neural_steps=150)
+    linear = fit_model(_linear_elimination(False), data, config, train_until=72.0,
+                       interventions=doses)
+    hybrid = fit_model(_linear_elimination(True), data, config, train_until=72.0,
+                       interventions=doses)
+    assert hybrid.k_neural == (1 * 16 + 16) + (16 * 16 + 16) + (16 + 1)
+    assert hybrid.log_likelihood > linear.log_likelihood + 20
+    # Measured: 0.23 against 0.99; the validation window (t > 72) is never trained on.
+    assert hybrid.validation_error < 0.5 * linear.validation_error, (
+        hybrid.validation_error, linear.validation_error)
+    # The learned elimination saturates: the effective rate constant k exp(g(C)) falls
+    # with C, as 4 / (10 + C) does (the truth), which a linear model cannot express.
+    net = hybrid.compiled.neural["g"]
+    with torch.no_grad():
+        low, high = (hybrid.params["k"] * torch.exp(net(torch.tensor([[v]], dtype=torch.float64)))
+                     for v in (5.0, 80.0))
+    assert float(low) > 2.0 * float(high)
+
+
 HOLLING = {"r": 1.0, "K": 35.0, "a": 0.1, "h": 0.5, "e": 0.5, "m": 0.2}
 
 
