@@ -28,7 +28,7 @@ from mechanistic.model import NeuralTerm, Observable, RateTerm
 
 def seir(**extra: bool) -> Model:
     m = Model("SEIR", time_unit="day")
-    S, E, I, R = m.states("S E I R")  # noqa: E741 - the epidemiologists' names
+    S, E, I, R = m.states("S E I R")
     beta = m.param("beta", LogUniform(0.05, 3.0))
     sigma = m.param("sigma", Uniform(1 / 7, 1 / 2))
     gamma = m.param("gamma", Uniform(1 / 14, 1 / 3))
@@ -183,7 +183,7 @@ def test_negative_rate_term_that_does_not_vanish() -> None:
 def test_negative_term_depending_on_another_state_is_flagged() -> None:
     m = seir()
     k = m.param("k", Uniform(0, 1))
-    S, I = sp.symbols("S I")  # noqa: E741
+    S, I = sp.symbols("S I")
     m.rate(S, -k * I)
     m.rate(I, k * I)
     found = failures(m, "non_negativity")

@@ -48,7 +48,7 @@ from mechanistic import (
 # ------------------------------------------------------------------------------ models
 def seir() -> Model:
     m = Model("SEIR with under-reporting", time_unit="day")
-    S, E, I, R = m.states("S E I R")  # noqa: E741 - the epidemiologists' names
+    S, E, I, R = m.states("S E I R")
     beta = m.param("beta", LogUniform(0.05, 3.0), doc="transmission rate", unit="1/day")
     sigma = m.param("sigma", Uniform(1 / 7, 1 / 2))
     gamma = m.param("gamma", Uniform(1 / 14, 1 / 3))

@@ -38,7 +38,7 @@ from mechanistic import (
 
 def seir() -> Model:
     m = Model("SEIR with under-reporting", time_unit="day")
-    S, E, I, R = m.states("S E I R")  # noqa: E741 - the epidemiologists' names
+    S, E, I, R = m.states("S E I R")
     beta = m.param("beta", LogUniform(0.05, 3.0), doc="transmission rate", unit="1/day")
     sigma = m.param("sigma", Uniform(1 / 7, 1 / 2), unit="1/day")
     gamma = m.param("gamma", Fixed(0.25), doc="recovery rate", unit="1/day")
@@ -79,7 +79,7 @@ def _parse(text: str, model: Model) -> sp.Expr:
 # --------------------------------------------------------------------------- equations
 def test_text_equations_parse_back_to_the_hand_written_system() -> None:
     m = seir()
-    S, E, I, R, beta, sigma, gamma, u = sp.symbols("S E I R beta sigma gamma u")  # noqa: E741
+    S, E, I, R, beta, sigma, gamma, u = sp.symbols("S E I R beta sigma gamma u")
     infection = (1 - u) * beta * S * I / (S + E + I + R)
     truth = {"S": -infection, "E": infection - sigma * E, "I": sigma * E - gamma * I,
              "R": gamma * I}
