@@ -55,6 +55,8 @@ def _user_errors() -> Iterator[None]:
     """Turn the errors that mean 'your input is wrong' into one line and exit status 2."""
     try:
         yield
+    except json.JSONDecodeError as exc:  # before ValueError, of which it is a subclass
+        raise _fail(f"not valid JSON: {exc}") from None
     except (ModelError, DataError, SerializationError, InputError, ValueError) as exc:
         # ValueError: validated configs and tasks (FitConfig, SearchConfig, Task) say what
         # is wrong with a value the user gave.
@@ -62,8 +64,6 @@ def _user_errors() -> Iterator[None]:
     except FileNotFoundError as exc:
         name = exc.filename if exc.filename else None
         raise _fail(f"{name}: no such file" if name else str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise _fail(f"not valid JSON: {exc}") from None
     except IsADirectoryError as exc:
         raise _fail(f"{exc.filename}: is a directory, expected a file") from None
 
