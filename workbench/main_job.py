@@ -229,8 +229,7 @@ def run_example(
     """Simulate the hare-lynx model at its priors' typical values, then fit it on the
     years up to ``train_until`` and validate on the rest.
 
-    The shipped example module is mmw's own code, so it is loaded in-process (trusted):
-    the main job must run on a fresh machine whatever isolation that machine offers.
+    The module runs in the sandbox like any other (``mmw sandbox doctor`` says which).
     """
     import pandas as pd
 
@@ -238,7 +237,6 @@ def run_example(
     from workbench.loading import load_model
     from workbench.plots import plot_trajectories
 
-    shipped_model = model_path is None
     if model_path is None or data_path is None:
         default_model, default_data = example_paths()
         model_path = model_path or default_model
@@ -247,7 +245,7 @@ def run_example(
     out.mkdir(parents=True, exist_ok=True)
 
     stage(f"loading {model_path.name} and {data_path.name}")
-    model = load_model(model_path, trusted=shipped_model)
+    model = load_model(model_path)
     data = load_csv(data_path)
     model_json = out / "model.json"
     model_json.write_text(model.to_json())
