@@ -338,5 +338,15 @@ def _register_agent_commands() -> None:
 _register_agent_commands()
 
 
+def _register_review_commands() -> None:
+    """Add ``mmw review`` (HTML report and local review app)."""
+    from workbench.commands_review import register
+
+    register(app)
+
+
+_register_review_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point convenience
     app()

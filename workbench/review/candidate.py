@@ -1,0 +1,172 @@
+"""The candidate view: what one generated simulator is, how it fits, what its repair
+changed. Shared by the report (one section per candidate) and the app (one page).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from workbench.review.render import Link, _dl, _table, badge, esc, fmt, image_tag
+from workbench.review.runs import CandidateView, RunView
+
+__all__ = ["anchor", "candidate_section", "diff_html", "highlight_python"]
+
+
+def anchor(candidate_id: str) -> str:
+    """An id attribute for a candidate section (ids are hashes or slugs; anything else
+    is reduced to safe characters, and the result is escaped where used anyway)."""
+    return "cand-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in candidate_id)
+
+
+def highlight_python(source: str) -> str:
+    """Source with pygments' classes (pygments escapes every token)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    return highlight(source, PythonLexer(), HtmlFormatter(linenos="table", wrapcode=True))
+
+
+def diff_html(old: str, new: str, old_name: str, new_name: str) -> str:
+    """A unified diff, one escaped line per ``<span>``, coloured by CSS class."""
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name,
+                                      lineterm="", n=3))
+    if not lines:
+        return '<p class="muted">no change in the code</p>'
+    out = []
+    for line in lines:
+        if line.startswith(("+++", "---")):
+            cls = "meta"
+        elif line.startswith("@@"):
+            cls = "hunk"
+        elif line.startswith("+"):
+            cls = "add"
+        elif line.startswith("-"):
+            cls = "del"
+        else:
+            cls = "ctx"
+        out.append(f'<span class="{cls}">{esc(line)}</span>')
+    return f'<pre class="diff">{chr(10).join(out)}</pre>'
+
+
+def _model(cand: CandidateView) -> tuple[Any, str | None]:
+    if not cand.model_json:
+        return None, "no model.json (the code did not run to a model)"
+    from mechanistic.serialize import model_from_json
+
+    try:
+        return model_from_json(cand.model_json), None
+    except Exception as exc:  # a broken file is shown, not raised
+        return None, f"model.json could not be read: {exc}"
+
+
+def _equations(model: Any) -> str:
+    from workbench.review.mathml import model_equations
+
+    equations = model_equations(model)
+    rows = []
+    for row in equations:
+        rows.append(f'<tr class="eq-{esc(row.kind)}"><td class="lhs">{row.lhs}</td>'
+                    f'<td class="rel">{esc(row.rel)}</td><td class="rhs">{row.rhs}</td></tr>')
+    text = "\n".join(r.text for r in equations)
+    return (f'<table class="equations">{"".join(rows)}</table>'
+            f'<details><summary>equations as text</summary><pre class="eq-plain">'
+            f"{esc(text)}</pre></details>")
+
+
+def _parameters(model: Any, fit: dict[str, Any] | None) -> str:
+    from mechanistic.review import parameter_table
+
+    fitted = (fit or {}).get("params", {}) or {}
+    free = set((fit or {}).get("free_params", []) or [])
+    rows = []
+    for p in parameter_table(model):
+        value = fitted.get(p["name"])
+        rows.append([f"<code>{esc(p['name'])}</code>",
+                     f"<strong>{fmt(value, 5)}</strong>" if value is not None else "-",
+                     esc(p["prior"]), esc(p["support"]), esc(p["unit"]),
+                     "fixed" if p["fixed"] else ("free" if p["name"] in free else ""),
+                     esc(p["doc"])])
+    return _table(["parameter", "fitted", "prior", "support", "unit", "", "meaning"], rows,
+                  "params")
+
+
+def _fit_summary(fit: dict[str, Any]) -> str:
+    facts = [(k, fmt(fit.get(k), 6)) for k in ("log_likelihood", "aic", "bic",
+                                               "validation_error", "n_obs", "n_validation")
+             if k in fit]
+    facts.append(("converged", fmt(fit.get("converged"))))
+    if fit.get("message"):
+        facts.append(("optimiser", esc(fit["message"])))
+    rows = []
+    for window in ("train_residuals", "validation_residuals"):
+        for name, r in (fit.get(window) or {}).items():
+            if isinstance(r, dict):
+                rows.append([esc(window.split("_")[0]), esc(name), fmt(r.get("n")),
+                             fmt(r.get("rmse")), fmt(r.get("nrmse")), fmt(r.get("bias"))])
+    return _dl(facts) + _table(["window", "observable", "n", "RMSE", "NRMSE", "bias"], rows,
+                               "compact")
+
+
+def _checks(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return '<p class="muted">no checks recorded</p>'
+    rows = []
+    for c in checks:
+        state = "passed" if c.get("passed") else (
+            "failed" if c.get("severity", "error") == "error" else "warning")
+        cls = {"passed": "good", "failed": "bad", "warning": "warn"}[state]
+        rows.append([f'<span class="badge {cls}">{state}</span>', esc(c.get("name")),
+                     esc(c.get("message"))])
+    return _table(["", "check", "message"], rows, "checks")
+
+
+def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
+                      heading: str = "h2") -> str:
+    """Everything about one candidate, in the order a reviewer asks: what is it, is it
+    well formed, how does it fit, what does the code say, what changed from its parent."""
+    node = cand.node
+    review = run.reviews.get(cand.id)
+    facts = [("id", f"<code>{esc(cand.id)}</code>"), ("status", badge(node.get("status"))),
+             ("origin", esc(node.get("origin"))),
+             ("proposer", esc(node.get("proposer"))),
+             ("validation error", fmt(node.get("validation_error"))),
+             ("repairs", esc(node.get("repairs", 0)))]
+    if cand.parent:
+        facts.append(("parent", f'<a href="{esc(link(cand.parent))}">{esc(cand.parent)}</a>'))
+    if review:
+        facts.append(("review", f"{badge(review.get('decision'))} "
+                                f"<span class=\"muted\">{esc(review.get('time'))}</span>"
+                                f"<div class=\"note\">{esc(review.get('note'))}</div>"))
+    parts = [f'<section class="candidate" id="{esc(anchor(cand.id))}">'
+             f"<{heading}>{esc(cand.structure)}</{heading}>{_dl(facts)}"]
+    if node.get("note"):
+        parts.append(f'<h3>Agent note</h3><pre class="prose">{esc(node["note"])}</pre>')
+    if node.get("error"):
+        parts.append(f'<h3>Error</h3><pre class="error">{esc(node["error"])}</pre>')
+    model, problem = _model(cand)
+    parts.append("<h3>Equations</h3>")
+    if model is None:
+        parts.append(f'<p class="muted">{esc(problem)}</p>')
+    else:
+        parts.append(f'<p class="muted">model {esc(model.name)} '
+                     f"(time in {esc(model.time_unit)})</p>{_equations(model)}")
+        parts.append(f"<h3>Parameters</h3>{_parameters(model, cand.fit)}")
+    parts.append(f"<h3>Checks</h3>{_checks(cand.checks)}")
+    if cand.fit:
+        parts.append(f"<h3>Fit</h3>{_fit_summary(cand.fit)}")
+    if cand.images:
+        parts.append('<div class="plots">' + "".join(
+            image_tag(p, f"{cand.structure}: {p.stem}") for p in cand.images) + "</div>")
+    if cand.source is not None:
+        parts.append(f'<h3>Code</h3><div class="code">{highlight_python(cand.source)}</div>')
+    parent = run.candidates.get(cand.parent) if cand.parent else None
+    if parent is not None and parent.source is not None and cand.source is not None:
+        parts.append(f"<h3>Changes from parent {esc(parent.id)}</h3>"
+                     + diff_html(parent.source, cand.source, f"{parent.id}/simulator.py",
+                                 f"{cand.id}/simulator.py"))
+    elif cand.parent:
+        parts.append(f'<p class="muted">parent {esc(cand.parent)} has no code in this run</p>')
+    parts.append("</section>")
+    return "".join(parts)

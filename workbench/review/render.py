@@ -1,0 +1,258 @@
+"""HTML for the review views, shared by the one-file report and the web app.
+
+Rule of this module: every string that came from a run (code, LLM notes, structure names,
+errors, check messages, file names, the task description) goes through ``esc`` or through
+a library that escapes (pygments, difflib lines we escape ourselves, the MathML
+allow-list). No view emits a script, an inline event handler or a ``style`` attribute, so
+the app can forbid all three with its Content-Security-Policy and the report with a
+``<meta>`` policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from workbench.review.runs import RunView
+
+__all__ = ["esc", "fmt", "image_tag", "page", "review_css", "run_sections", "tree_section"]
+
+Link = Callable[[str], str]
+IMAGE_LIMIT = 8 * 1024 * 1024
+TEXT_PREVIEW = 20_000
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+              "base-uri 'none'; form-action 'none'")
+
+
+def esc(value: Any) -> str:
+    """HTML-escape anything (quotes too: the result may sit in an attribute)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers for tables: ``-`` for missing or non-finite, else ``digits`` significant."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:.{digits}g}" if math.isfinite(value) else "-"
+    return esc(value)
+
+
+@cache
+def review_css() -> str:
+    """The package stylesheet plus pygments' classes for the code view."""
+    from pygments.formatters import HtmlFormatter
+
+    base = resources.files("workbench.review").joinpath("static/review.css").read_text()
+    return base + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight")
+
+
+def page(title: str, body: str, *, inline_css: bool, crumbs: str = "") -> str:
+    """A whole HTML document. The report inlines its CSS and carries a CSP ``<meta>``;
+    the app links ``/static/review.css`` and sends its CSP as a header."""
+    if inline_css:
+        head = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">'
+                f"<style>{review_css()}</style>")
+    else:
+        head = '<link rel="stylesheet" href="/static/review.css">'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title>{head}</head><body>"
+            f'<header class="top"><span class="brand">mmw review</span>{crumbs}</header>'
+            f"<main>{body}</main></body></html>\n")
+
+
+def image_tag(path: Path, alt: str) -> str:
+    """A PNG embedded as a ``data:`` URI (checked to be a PNG, size-capped), so the report
+    is one file and the app needs no file route that could be walked out of the run."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return f'<p class="muted">{esc(path.name)}: unreadable</p>'
+    if not raw.startswith(_PNG) or len(raw) > IMAGE_LIMIT:
+        return f'<p class="muted">{esc(path.name)}: not a PNG under 8 MiB, not shown</p>'
+    data = base64.b64encode(raw).decode("ascii")
+    return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def badge(status: Any) -> str:
+    text = str(status or "unknown")
+    kind = {"ok": "good", "approved": "good", "rejected": "bad"}.get(text)
+    if kind is None:
+        kind = "bad" if any(w in text for w in ("fail", "error", "invalid")) else "warn"
+    return f'<span class="badge {kind}">{esc(text)}</span>'
+
+
+def _dl(items: list[tuple[str, str]]) -> str:
+    rows = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items)
+    return f'<dl class="facts">{rows}</dl>'
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """A table; cells are HTML already (callers escape)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# ---------------------------------------------------------------------------- task
+def _trajectory_counts(run: RunView) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    try:
+        with (run.root / "trajectory.jsonl").open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    kind = str(json.loads(line).get("kind", "?"))
+                except (ValueError, AttributeError):
+                    continue
+                counts[kind] = counts.get(kind, 0) + 1
+    except OSError:
+        pass
+    return counts
+
+
+def task_section(run: RunView) -> str:
+    """What was asked: description, windows, who searched, the data at a glance."""
+    task, tree = run.task, run.tree
+    facts = [("train until", fmt(task.get("train_until"), 8)),
+             ("validate until", fmt(task.get("validate_until"), 8)),
+             ("time unit", esc(task.get("time_unit", ""))),
+             ("agent", esc(" ".join(str(task.get(k) or "") for k in ("agent", "llm")).strip())),
+             ("seed", esc(task.get("seed", ""))),
+             ("stop reason", esc(tree.get("stop_reason", "(search not finished)"))),
+             ("best", esc(tree.get("best") or "-"))]
+    if task.get("objectives"):
+        facts.append(("objectives", esc(task["objectives"])))
+    usage = tree.get("usage") or {}
+    if usage:
+        facts.append(("usage", esc(", ".join(f"{k} {v}" for k, v in usage.items()))))
+    counts = _trajectory_counts(run)
+    if counts:
+        facts.append(("trajectory", esc(", ".join(f"{k} {v}" for k, v in counts.items()))))
+    summary = run.data_summary
+    rows = [[esc(c["name"]) + (" (time)" if c["time"] else ""), str(c["count"]),
+             str(c["missing"]), fmt(c["min"]), fmt(c["max"])] for c in summary["columns"]]
+    return (f'<section id="task"><h2>Task</h2>'
+            f'<pre class="prose">{esc(task.get("description", ""))}</pre>{_dl(facts)}'
+            f"<h3>Data: {summary['rows']} rows</h3>"
+            f"{_table(['column', 'values', 'missing', 'min', 'max'], rows, 'compact')}"
+            f"</section>")
+
+
+# ---------------------------------------------------------------------------- tree
+def _decision(run: RunView, node_id: str) -> str:
+    entry = run.reviews.get(node_id)
+    return badge(entry.get("decision")) if entry else '<span class="muted">-</span>'
+
+
+def tree_section(run: RunView, link: Link) -> str:
+    """The search as a ranked table and as the parent/child tree of repairs and refines."""
+    rows = []
+    rank = 0
+    for n in run.nodes:
+        ok = n.get("status") == "ok"
+        rank += ok
+        failed = n.get("failed_checks") or []
+        rows.append([str(rank) if ok else "-",
+                     f'<a href="{esc(link(n["id"]))}">{esc(n["id"])}</a>',
+                     esc(n.get("structure")), esc(n.get("origin")),
+                     f'<a href="{esc(link(n["parent"]))}">{esc(n["parent"])}</a>'
+                     if n.get("parent") else "-",
+                     badge(n.get("status")), fmt(n.get("validation_error")),
+                     fmt(n.get("aic"), 6), esc(len(failed)) if failed else "-",
+                     esc(n.get("repairs", 0)), _decision(run, n["id"])])
+    table = _table(["rank", "id", "structure", "origin", "parent", "status",
+                    "validation error", "AIC", "failed checks", "repairs", "review"], rows,
+                   "tree")
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    ids = {n["id"] for n in run.nodes}
+    for n in run.nodes:
+        parent = n.get("parent") if n.get("parent") in ids else None
+        children.setdefault(parent, []).append(n)
+
+    def branch(parent: str | None, depth: int) -> str:
+        items = []
+        for n in children.get(parent, []):
+            note = f'<div class="note">{esc(n.get("note"))}</div>' if n.get("note") else ""
+            error = (f'<div class="error">{esc(str(n["error"])[:400])}</div>'
+                     if n.get("error") else "")
+            sub = branch(n["id"], depth + 1) if depth < 50 else ""
+            items.append(f'<li><a href="{esc(link(n["id"]))}">{esc(n.get("structure"))}</a> '
+                         f'<code>{esc(n["id"])}</code> {badge(n.get("status"))} '
+                         f'<span class="muted">{esc(n.get("origin"))}, validation error '
+                         f'{fmt(n.get("validation_error"))}</span> {_decision(run, n["id"])}'
+                         f"{note}{error}{sub}</li>")
+        return f"<ul>{''.join(items)}</ul>" if items else ""
+
+    return (f'<section id="tree"><h2>Search tree ({len(run.nodes)} candidates, best first)'
+            f"</h2>{table}<h3>Lineage (repairs and refinements under their parent)</h3>"
+            f'<div class="lineage">{branch(None, 0)}</div></section>')
+
+
+# ------------------------------------------------------------------- run-level extras
+def counterfactual_section(run: RunView) -> str:
+    from workbench.review.svgplot import counterfactual_series, line_plot_svg
+
+    if not run.counterfactuals:
+        return ""
+    parts = ['<section id="counterfactuals"><h2>Counterfactuals</h2>']
+    for cf in run.counterfactuals:
+        plots = []
+        series = counterfactual_series(cf["csv"])
+        for name, s in series.items():
+            bands = {side: (s[f"{side}_lo"], s[f"{side}_hi"]) for side in
+                     ("baseline", "intervened") if f"{side}_lo" in s}
+            plots.append(line_plot_svg(name, s["t"], {"baseline": s["baseline"],
+                                                      "intervened": s["intervened"]}, bands))
+        rows = [[esc(name), fmt(_total(s["baseline"])), fmt(_total(s["intervened"]))]
+                for name, s in series.items()]
+        plots += [image_tag(p, p.name) for p in cf["images"]]
+        parts.append(
+            f"<article><h3>{esc(cf['name'])}</h3>"
+            f'<p class="prose">{esc(cf["question"])}</p>'
+            f'<pre class="json">{esc(json.dumps(cf["interventions"], indent=1))}</pre>'
+            f"{_table(['series', 'baseline total', 'intervened total'], rows, 'compact')}"
+            f'<div class="plots">{"".join(plots)}</div></article>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _total(values: list[float]) -> float:
+    return sum(v for v in values if math.isfinite(v))
+
+
+def sgnn_section(run: RunView) -> str:
+    """What an SGNN step left in ``sgnn/``: listed, pictures shown, small text files
+    previewed (the SGNN writes its own summaries; this view does not interpret them)."""
+    if not run.sgnn_files:
+        return ""
+    items = []
+    for path in run.sgnn_files[:200]:
+        rel = path.relative_to(run.root)
+        size = path.stat().st_size
+        body = ""
+        if path.suffix == ".png":
+            body = image_tag(path, str(rel))
+        elif path.suffix in (".json", ".csv", ".txt", ".md") and size <= TEXT_PREVIEW:
+            body = f'<pre class="json">{esc(path.read_text(errors="replace"))}</pre>'
+        items.append(f"<li><code>{esc(rel)}</code> <span class=\"muted\">{size} bytes</span>"
+                     f"{body}</li>")
+    return f'<section id="sgnn"><h2>SGNN results</h2><ul class="files">{"".join(items)}</ul>' \
+           f"</section>"
+
+
+def run_sections(run: RunView, link: Link) -> str:
+    """Task, tree and the run-level extras, in reading order."""
+    return task_section(run) + tree_section(run, link) + counterfactual_section(run) + \
+        sgnn_section(run)
