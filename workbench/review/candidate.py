@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from workbench.review.render import Link, _dl, _table, badge, esc, fmt, image_tag
+from workbench.review.render import Link, _dl, _table, badge, error_block, esc, fmt, image_tag
 from workbench.review.runs import CandidateView, RunView
 
 __all__ = ["anchor", "candidate_section", "diff_html", "highlight_python"]
@@ -144,7 +144,7 @@ def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
     if node.get("note"):
         parts.append(f'<h3>Agent note</h3><pre class="prose">{esc(node["note"])}</pre>')
     if node.get("error"):
-        parts.append(f'<h3>Error</h3><pre class="error">{esc(node["error"])}</pre>')
+        parts.append(f"<h3>Error</h3>{error_block(node['error'])}")
     model, problem = _model(cand)
     parts.append("<h3>Equations</h3>")
     if model is None:

@@ -86,6 +86,26 @@ def image_tag(path: Path, alt: str) -> str:
     return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
+def error_line(error: Any) -> str:
+    """One line for a node's error: the agent stores a dict (type, message, line) for
+    exceptions and a string for other failures."""
+    if isinstance(error, dict):
+        where = f" (line {error['lineno']})" if error.get("lineno") else ""
+        head = ": ".join(str(error[k]) for k in ("type", "message") if error.get(k))
+        return (head or str(error.get("kind", "error"))) + where
+    return str(error)
+
+
+def error_block(error: Any) -> str:
+    """The error line, and the traceback when there is one, escaped."""
+    trace = error.get("traceback") if isinstance(error, dict) else None
+    out = f'<pre class="error">{esc(error_line(error))}</pre>'
+    if trace:
+        out += f'<details><summary>traceback</summary><pre class="error">{esc(trace)}</pre>' \
+               f"</details>"
+    return out
+
+
 def badge(status: Any) -> str:
     text = str(status or "unknown")
     kind = {"ok": "good", "approved": "good", "rejected": "bad"}.get(text)
@@ -185,7 +205,7 @@ def tree_section(run: RunView, link: Link) -> str:
         items = []
         for n in children.get(parent, []):
             note = f'<div class="note">{esc(n.get("note"))}</div>' if n.get("note") else ""
-            error = (f'<div class="error">{esc(str(n["error"])[:400])}</div>'
+            error = (f'<div class="error">{esc(error_line(n["error"])[:400])}</div>'
                      if n.get("error") else "")
             sub = branch(n["id"], depth + 1) if depth < 50 else ""
             items.append(f'<li><a href="{esc(link(n["id"]))}">{esc(n.get("structure"))}</a> '
