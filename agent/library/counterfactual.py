@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from agent.library.profile import canonical_unit, days_per
 from mechanistic.interventions import Dose, Intervention, Scale, SetValue, Transfer
 
-__all__ = ["infer_roles", "parse_window", "translate"]
+__all__ = ["dose_schedule", "infer_roles", "parse_window", "translate"]
 
 _NUM = r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)"
 _UNIT = r"(?:t\s*=\s*|time\s*|(?:day|week|year|hour|month|minute)s?\s*=?\s*)?"
@@ -159,6 +159,12 @@ def _dose_times(q: str, model_unit: str | None) -> tuple[float, ...]:
     if m:
         return (float(m.group(1)),)
     return (0.0,)
+
+
+def dose_schedule(text: str, model_unit: str | None = None) -> tuple[float, ...]:
+    """Dose times named in a description or question ('every 12 hours, 7 doses starting
+    at hour 0', 'at hours 0, 12 and 24'); ``(0.0,)`` when it names none."""
+    return _dose_times(" ".join(text.lower().split()), model_unit)
 
 
 def translate(question: str, roles: Mapping[str, str],

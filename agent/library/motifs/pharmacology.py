@@ -6,6 +6,12 @@ amount is a constant and the volume is identifiable from the concentrations. Oth
 the initial amount is a parameter. The route is oral when the description says so (oral,
 tablet, capsule, absorption), else an intravenous bolus into the central compartment.
 Rates are per hour, converted to the task's unit; concentration is amount / volume.
+
+A repeated oral regimen named in the description ('250 mg every 12 hours, 7 doses',
+'at hours 0, 12 and 24') is part of the model: the first dose starts in the gut depot and
+each later dose is absorbed from its own depot, integrated exactly
+(``ka * dose * exp(-ka (t - t_k))`` from ``t_k`` on), so the state-space model stays an
+ODE while the gut state remains the handle for extra doses in a what-if question.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from agent.library.counterfactual import dose_schedule
 from agent.library.motifs.base import Build, Builder, Motif, Slot, noise_for
 from agent.library.profile import ColumnProfile, DataProfile, parse_amount
 from agent.library.refine import add_peripheral, saturate
@@ -47,12 +54,17 @@ def _pk(profile: DataProfile, cols: Mapping[str, ColumnProfile], *, compartments
     else:
         amount = b.param("A0", "LogUniform", (cmax * 0.5, cmax * 1000.0), "initial dose amount")
     k_el = b.rate_param("k_el", 0.005, 5.0, "hour", "elimination rate constant")
+    first = amount
     if oral:
         ka = b.rate_param("ka", 0.05, 10.0, "hour", "absorption rate constant")
         b.flow(gut, central, f"{ka} * {gut}", "absorption")
         b.role(absorption_rate=ka)
+        later = _later_doses(profile, b, amount, ka)
+        if later:
+            first, terms = later
+            b.flow(None, central, f"{ka} * {amount} * ({terms})", "scheduled_absorption")
     b.flow(central, None, f"{k_el} * {central}", "elimination", saturating_in=central)
-    b.init(**({"gut": amount, "central": "0"} if oral else {"central": amount}))
+    b.init(**({"gut": first, "central": "0"} if oral else {"central": amount}))
     if conc is not None:
         b.observe(conc, central, f"1 / {V}", "plasma concentration")
     b.role(central=central, elimination_rate=k_el, volume=V, dose_target=gut or central,
@@ -72,6 +84,25 @@ def _pk(profile: DataProfile, cols: Mapping[str, ColumnProfile], *, compartments
             cols["peripheral"].name, spec.role_map["peripheral"], noise, f"1 / {v2.name}",
             "peripheral concentration")))
     return spec
+
+
+def _later_doses(profile: DataProfile, b: Builder, amount: str,
+                 ka: str) -> tuple[str, str] | None:
+    """A repeated regimen in the description: the initial gut content (doses at or
+    before the first observation) and the sum of exact depot terms for later doses;
+    None for a single dose."""
+    times = dose_schedule(profile.description, profile.time_unit)
+    if len(times) < 2:
+        return None
+    early = sum(1 for x in times if x <= profile.t0)
+    later = [x for x in times if x > profile.t0]
+    if not later:
+        return None
+    t = b.let("t", "model.t")
+    terms = " + ".join(f"exp(-{ka} * Max({t} - {x:g}, 0)) * Heaviside({t} - {x:g})"
+                       for x in later)
+    first = amount if early == 1 else (f"{early} * {amount}" if early else "0")
+    return first, terms
 
 
 def _make(compartments: int, oral: bool | None, michaelis: bool, name: str,

@@ -1,0 +1,313 @@
+"""Synthetic tasks for the library agent, generated from hand-written ground-truth models.
+
+Each task is a system a domain scientist would describe in plain words, observed through
+one noisy series while the rest of its state stays hidden. The ground truths are written
+here with the DSL directly, with their own names, parameter values and structure details
+(initial conditions, dosing by impulses) independent of the library's motif code, so the
+agent is scored on systems it was not tuned on.
+
+A task has three windows: the agent fits rows ``t <= train_until`` and ranks candidates on
+``(train_until, validate_until]``; rows after ``validate_until`` (the test window) are
+never shown to it (``Task.validate_until``) and only scored here. The oracle is the true
+structure fitted on the same training window with the same fit settings, so the agent's
+forecast error is compared with what the right model achieves on the same data.
+
+Used by ``tests/agent/test_library_agent.py`` and ``benchmarks/library_agent.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.core import Task
+from agent.evaluate import Node
+from agent.library import LibraryProposer
+from agent.loop import Search, SearchConfig
+from mechanistic import (
+    LogNormalNoise,
+    LogUniform,
+    Model,
+    NegBinomial,
+    Uniform,
+)
+from mechanistic.data import ObservedData
+from mechanistic.fit import FitConfig, FitResult, fit_model
+from mechanistic.interventions import Dose, Intervention, Transfer
+from mechanistic.simulate import RK4, compile_model
+
+__all__ = ["FIT", "SEARCH", "TASKS", "TOLERANCES", "SyntheticTask", "run_task"]
+
+# The budgets the must-show item is measured under (small: two shared cores).
+FIT = FitConfig(starts=3, adam_steps=100, lbfgs_steps=30, polish_starts=1)
+SEARCH = SearchConfig(initial=3, max_nodes=5, refinements=1, max_repairs=1, seed=0, fit=FIT)
+
+
+# What the must-show item asserts, chosen from measurements (see the test's docstring):
+# the agent's test-window error (RMSE / std of the observed test series) at most
+# ``forecast_factor`` times the oracle's; the counterfactual trajectory (from the
+# question's start on) within ``cf_trajectory`` of the truth (RMSE / std of the true
+# intervened series); the intervention's effect (observed total without minus with it)
+# within ``cf_effect`` relative error.
+TOLERANCES = {"forecast_factor": 1.5, "cf_trajectory": 0.15, "cf_effect": 0.5}
+
+
+@dataclass(frozen=True)
+class SyntheticTask:
+    """A ground truth, how it was observed, and one what-if question about it."""
+
+    name: str
+    description: str
+    time_unit: str
+    build_truth: Callable[[], Model]       # the true structure, wide priors (the oracle)
+    truth: dict[str, float]                # the true parameter values
+    column: str
+    times: np.ndarray
+    train_until: float
+    validate_until: float
+    question: str
+    truth_answer: tuple[Intervention, ...]  # the question on the truth's own names
+    expected: dict[str, Any]                # what the translation must say (kind, numbers)
+    conditions: tuple[Intervention, ...] = ()  # how the study was run (doses), truth names
+    seed: int = 0
+    cf_from: float = 0.0                    # the counterfactual is scored on t >= cf_from
+    missing_first: bool = False             # the first row is a pre-dose sample (no value)
+    notes: str = field(default="")
+
+    # ------------------------------------------------------------------ data
+    def simulate_truth(self, t: np.ndarray, interventions: Sequence[Intervention] = ()
+                       ) -> np.ndarray:
+        """The noise-free observed quantity of the truth on ``t``."""
+        model = self.build_truth()
+        sim = compile_model(model).simulate(
+            {k: torch.tensor([v], dtype=torch.float64) for k, v in self.truth.items()},
+            t, solver=RK4(dt=0.05), interventions=[*self.conditions, *interventions],
+            t0=float(self.times[0]))
+        return sim.observable(self.column)[0].detach().numpy()
+
+    def observations(self) -> ObservedData:
+        mean = self.simulate_truth(self.times)
+        rng = np.random.default_rng(self.seed)
+        model = self.build_truth()
+        noise = model.observables_[self.column].noise
+        if isinstance(noise, NegBinomial):
+            phi = self.truth[str(noise.phi)]
+            lam = rng.gamma(phi, np.maximum(mean, 1e-12) / phi)
+            y = rng.poisson(lam).astype(float)
+        elif isinstance(noise, LogNormalNoise):
+            y = mean * np.exp(rng.normal(0.0, self.truth[str(noise.sigma)], mean.shape))
+        else:  # pragma: no cover - the tasks below use the two above
+            raise TypeError(f"no sampler for {noise!r}")
+        if self.missing_first:
+            y[0] = np.nan
+        tname = {"day": "day", "hour": "hour"}.get(self.time_unit, "t")
+        return ObservedData(self.times, {self.column: y}, time_name=tname,
+                            source=f"synthetic:{self.name}")
+
+    def task(self) -> Task:
+        """What the agent sees: the description and every row, with the test window held
+        out by ``validate_until`` (the loop fits and ranks only on earlier rows)."""
+        return Task(self.description, self.observations(), train_until=self.train_until,
+                    validate_until=self.validate_until, time_unit=self.time_unit)
+
+    @property
+    def test_mask(self) -> np.ndarray:
+        return self.times > self.validate_until
+
+
+# --------------------------------------------------------------------- SEIR
+def _town_epidemic() -> Model:
+    m = Model("true epidemic", time_unit="day")
+    sus, lat, inf, rem = m.states("sus lat infective rem")
+    b = m.param("b_contact", LogUniform(0.05, 3.0))
+    k_lat = m.param("k_latent", LogUniform(0.05, 2.0))
+    k_rec = m.param("k_recover", LogUniform(0.03, 1.0))
+    q = m.param("q_report", Uniform(0.01, 1.0))
+    lat0 = m.param("lat0", LogUniform(0.1, 1000.0))
+    disp = m.param("disp", LogUniform(0.5, 1000.0))
+    pop = 60_000.0
+    m.flow(sus, lat, b * sus * inf / (sus + lat + inf + rem), name="exposure")
+    m.flow(lat, inf, k_lat * lat, name="onset")
+    m.flow(inf, rem, k_rec * inf, name="removal")
+    m.init(sus=pop - lat0, lat=lat0, infective=0, rem=0)
+    m.observe("reported_cases", q * k_lat * lat, noise=NegBinomial(disp))
+    return m
+
+
+SEIR = SyntheticTask(
+    name="seir-town",
+    description=(
+        "A respiratory virus is spreading through a town of 60,000 people with no prior "
+        "immunity. After being infected, people carry the virus for a few days before they "
+        "become infectious and can pass it on; they recover and stay immune. The health "
+        "office publishes the number of new cases reported each day, but only a fraction "
+        "of infections are ever tested and reported."),
+    time_unit="day",
+    build_truth=_town_epidemic,
+    truth={"b_contact": 0.5, "k_latent": 1 / 3.5, "k_recover": 1 / 5.0, "q_report": 0.35,
+           "lat0": 20.0, "disp": 30.0},
+    column="reported_cases",
+    times=np.arange(0.0, 121.0),
+    train_until=45.0,
+    validate_until=60.0,
+    question="From day 40 on, 2% of susceptible people are vaccinated each day.",
+    truth_answer=(Transfer("sus", "rem", 0.02, 40.0),),
+    expected={"kind": "transfer", "rate": 0.02, "start": 40.0, "roles": ("susceptible",)},
+    seed=7,
+    cf_from=40.0,
+)
+
+
+# ----------------------------------------------------------------------- PK
+def _oral_study() -> Model:
+    m = Model("true oral PK", time_unit="hour")
+    depot, plasma = m.states("depot plasma")
+    k_abs = m.param("k_abs", LogUniform(0.01, 20.0))
+    k_out = m.param("k_out", LogUniform(0.001, 5.0))
+    vol = m.param("vol", LogUniform(1.0, 1000.0))
+    noise = m.param("cv", LogUniform(0.01, 2.0))
+    m.flow(depot, plasma, k_abs * depot, name="uptake")
+    m.flow(plasma, None, k_out * plasma, name="clearance")
+    m.init(depot=0, plasma=0)
+    m.observe("conc_mg_per_l", plasma / vol, noise=LogNormalNoise(noise))
+    return m
+
+
+_DOSE_TIMES = (0.0, 12.0, 24.0, 36.0, 48.0, 60.0, 72.0)
+
+PK = SyntheticTask(
+    name="pk-oral-repeated",
+    description=(
+        "Healthy volunteers took a 250 mg tablet of an antibiotic by mouth every 12 hours, "
+        "7 doses in all, starting at hour 0. The tablet dissolves in the gut and the drug "
+        "is absorbed into the blood over a few hours, then cleared by the kidneys. Plasma "
+        "concentration (mg/L) was measured every 2 hours; the pre-dose sample at hour 0 "
+        "was below the limit of quantification."),
+    time_unit="hour",
+    build_truth=_oral_study,
+    truth={"k_abs": 0.8, "k_out": 0.09, "vol": 38.0, "cv": 0.12},
+    column="conc_mg_per_l",
+    times=np.arange(0.0, 97.0, 2.0),
+    train_until=36.0,
+    validate_until=48.0,
+    question="Give an extra dose of 250 mg at hour 54.",
+    truth_answer=(Dose("depot", 250.0, (54.0,)),),
+    expected={"kind": "dose", "amount": 250.0, "times": (54.0,), "roles": ("dose_target",)},
+    conditions=(Dose("depot", 250.0, _DOSE_TIMES),),
+    seed=11,
+    cf_from=48.0,
+    missing_first=True,
+)
+
+TASKS: dict[str, SyntheticTask] = {t.name: t for t in (SEIR, PK)}
+
+
+# ------------------------------------------------------------------- scoring
+def _nrmse(pred: np.ndarray, ref: np.ndarray, scale: float) -> float:
+    ok = np.isfinite(ref)
+    return float(np.sqrt(np.mean((pred[ok] - ref[ok]) ** 2)) / scale)
+
+
+def fit_oracle(spec: SyntheticTask, task: Task, config: FitConfig = FIT) -> FitResult:
+    """The true structure fitted on the agent's training window with the same settings."""
+    data, _ = task.data.split(spec.validate_until)
+    return fit_model(spec.build_truth(), data, config, train_until=spec.train_until,
+                     interventions=spec.conditions)
+
+
+def run_task(spec: SyntheticTask, sandbox: Any, search: SearchConfig = SEARCH,
+             seed: int = 0) -> dict[str, Any]:
+    """Search, fit the oracle, forecast the held-out window, answer the question.
+
+    Errors are RMSEs normalised by the standard deviation of the observed test series
+    (``*_vs_data``) and of the true noise-free series (``*_vs_truth``).
+    """
+    task = spec.task()
+    proposer = LibraryProposer(seed)
+    started = time.perf_counter()
+    result = Search(task, proposer, search, sandbox=sandbox).run()
+    search_s = time.perf_counter() - started
+    best: Node | None = result.best
+    if best is None or best.fit_result is None:
+        return {"task": spec.name, "ok": False, "stop_reason": result.stop_reason,
+                "nodes": [n.to_dict() for n in result.nodes]}
+
+    started = time.perf_counter()
+    oracle = fit_oracle(spec, task, search.fit)
+    oracle_s = time.perf_counter() - started
+
+    t = spec.times
+    test = spec.test_mask
+    observed = task.data.values[spec.column]
+    true_mean = spec.simulate_truth(t)
+    agent_pred = best.fit_result.simulate(t).observable(spec.column)[0].numpy()
+    oracle_pred = oracle.simulate(t, interventions=spec.conditions).observable(
+        spec.column)[0].numpy()
+    scale_data = float(np.nanstd(observed[test])) or 1.0
+    scale_true = float(np.std(true_mean[test])) or 1.0
+    forecast = {
+        "agent_vs_data": _nrmse(agent_pred[test], observed[test], scale_data),
+        "oracle_vs_data": _nrmse(oracle_pred[test], observed[test], scale_data),
+        "truth_vs_data": _nrmse(true_mean[test], observed[test], scale_data),
+        "agent_vs_truth": _nrmse(agent_pred[test], true_mean[test], scale_true),
+        "oracle_vs_truth": _nrmse(oracle_pred[test], true_mean[test], scale_true),
+    }
+    forecast["ratio_vs_data"] = forecast["agent_vs_data"] / forecast["oracle_vs_data"]
+
+    # the counterfactual: the agent's translation on its own fitted model vs the truth
+    items = proposer.intervention(task, best.candidate, best.model_json or "", spec.question)
+    window = t >= spec.cf_from
+    agent_cf = best.fit_result.simulate(t, interventions=items).observable(
+        spec.column)[0].numpy()
+    true_cf = spec.simulate_truth(t, spec.truth_answer)
+    oracle_cf = oracle.simulate(t, interventions=[*spec.conditions, *spec.truth_answer]
+                                ).observable(spec.column)[0].numpy()
+    effect_true = float(np.sum(true_mean[window] - true_cf[window]))
+    effect_agent = float(np.sum(agent_pred[window] - agent_cf[window]))
+    effect_oracle = float(np.sum(oracle_pred[window] - oracle_cf[window]))
+    cf_scale = float(np.std(true_cf[window])) or 1.0
+    counterfactual = {
+        "question": spec.question,
+        "interventions": [i.to_dict() for i in items],
+        # the whole intervened trajectory from cf_from on, normalised by its spread
+        "trajectory_error": _nrmse(agent_cf[window], true_cf[window], cf_scale),
+        "oracle_trajectory_error": _nrmse(oracle_cf[window], true_cf[window], cf_scale),
+        # the intervention's effect: observed totals without minus with it, from cf_from on
+        "effect_true": effect_true,
+        "effect_agent": effect_agent,
+        "effect_oracle": effect_oracle,
+        "effect_relative_error": abs(effect_agent - effect_true) / abs(effect_true),
+        "total_true": float(np.sum(true_cf[window])),
+        "total_agent": float(np.sum(agent_cf[window])),
+        "total_relative_error": abs(float(np.sum(agent_cf[window] - true_cf[window])))
+        / float(np.sum(true_cf[window])),
+    }
+    passed = {
+        "forecast": forecast["ratio_vs_data"] <= TOLERANCES["forecast_factor"],
+        "cf_trajectory": counterfactual["trajectory_error"] <= TOLERANCES["cf_trajectory"],
+        "cf_effect": counterfactual["effect_relative_error"] <= TOLERANCES["cf_effect"],
+    }
+    return {
+        "task": spec.name, "ok": True, "passed": passed, "best": best.candidate.structure,
+        "best_id": best.id, "best_roles": dict(best.candidate.roles),
+        "best_params": best.fit_result.params,
+        "proposed": [n.candidate.structure for n in result.nodes],
+        "ranked": [(n.candidate.structure, _round(n.validation_error)) for n in result.ranked],
+        "stop_reason": result.stop_reason,
+        "forecast": forecast, "counterfactual": counterfactual,
+        "seconds": {"search": round(search_s, 1), "oracle": round(oracle_s, 1)},
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 4)
