@@ -47,7 +47,7 @@ def diff_html(old: str, new: str, old_name: str, new_name: str) -> str:
         else:
             cls = "ctx"
         out.append(f'<span class="{cls}">{esc(line)}</span>')
-    return f'<pre class="diff">{chr(10).join(out)}</pre>'
+    return f'<pre class="diff">{"".join(out)}</pre>'  # spans are blocks: one per line
 
 
 def _model(cand: CandidateView) -> tuple[Any, str | None]:
