@@ -235,14 +235,19 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
     log = store.trajectory
     proposer = _make_proposer(agent_kind, llm, base_url, seed, log)
 
+    shown: set[str] = {n.id for n in nodes}
+
     def on_node(node: Any) -> None:
         store.save_node(node)
+        if node.id in shown:  # saved again after its expansion: nothing new to show
+            return
+        shown.add(node.id)
         if node.fit_result is not None:
             _plot_node(store, node, task)
         err = node.validation_error
-        shown = f"validation error {err:.3f}" if err is not None and math.isfinite(err) else ""
+        score = f"validation error {err:.3f}" if err is not None and math.isfinite(err) else ""
         console.print(f"  [{node.status:>13}] {node.id} {node.candidate.structure} "
-                      f"({node.candidate.origin}) {shown}", markup=False)
+                      f"({node.candidate.origin}) {score}", markup=False)
 
     sandbox = open_sandbox()
     try:
