@@ -15,7 +15,7 @@ from review_helpers import SCRIPT, assert_injection_inert, audit
 
 from workbench.review import runs as runs_module
 from workbench.review.app import CSP, ReviewServer, candidate_url, serve_in_thread
-from workbench.review.runs import record_decision
+from workbench.review.runs import approved_candidates, record_decision
 
 
 @pytest.fixture
@@ -75,6 +75,9 @@ def test_pages_list_runs_show_the_tree_and_escape_everything(server: ReviewServe
     status, headers, css = request(server, "GET", "/static/review.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css")
     assert ".highlight" in css
+    status, headers, report = request(server, "GET", f"/runs/{run_copy.name}/report.html")
+    assert status == 200 and "script-src" not in headers["Content-Security-Policy"]
+    assert_injection_inert(report)
 
 
 def test_unknown_and_traversing_paths_are_404(server: ReviewServer, run_copy: Path) -> None:
@@ -119,6 +122,7 @@ def test_review_needs_post_and_a_valid_csrf_token(server: ReviewServer,
     saved = json.loads((run_copy / "review.json").read_text())
     assert saved["candidates"][first]["decision"] == "approved"
     assert saved["candidates"][first]["note"] == f"ok {SCRIPT}"
+    assert approved_candidates(run_copy) == [first]
     _, _, page = request(server, "GET", headers["Location"])
     assert_injection_inert(page)
     assert f"ok {SCRIPT}" in audit(page)[1]

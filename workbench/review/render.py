@@ -68,7 +68,7 @@ def page(title: str, body: str, *, inline_css: bool, crumbs: str = "") -> str:
         head = '<link rel="stylesheet" href="/static/review.css">'
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title>{head}</head><body>"
+            f'<title>{esc(title)}</title><link rel="icon" href="data:,">{head}</head><body>'
             f'<header class="top"><span class="brand">mmw review</span>{crumbs}</header>'
             f"<main>{body}</main></body></html>\n")
 

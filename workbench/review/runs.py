@@ -27,6 +27,7 @@ __all__ = [
     "DECISIONS",
     "CandidateView",
     "RunView",
+    "approved_candidates",
     "find_runs",
     "load_run",
     "read_reviews",
@@ -204,6 +205,11 @@ def read_reviews(root: str | Path) -> dict[str, dict[str, Any]]:
     data = _json(Path(root) / "review.json", {}) or {}
     candidates = data.get("candidates", {}) if isinstance(data, dict) else {}
     return {str(k): v for k, v in candidates.items() if isinstance(v, dict)}
+
+
+def approved_candidates(root: str | Path) -> list[str]:
+    """Ids a reviewer approved (for the SGNN step, which trains on approved simulators)."""
+    return sorted(k for k, v in read_reviews(root).items() if v.get("decision") == "approved")
 
 
 def _write_atomic(path: Path, text: str) -> None:
