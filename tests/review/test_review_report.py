@@ -81,6 +81,17 @@ def test_a_run_in_progress_still_renders(tmp_path: Path) -> None:
     assert "no model.json" in text and "Data: 0 rows" in text
 
 
+def test_links_in_a_run_are_not_followed(run_copy: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    (run_copy / "sgnn" / "leak.txt").symlink_to(secret)
+    folder = next((run_copy / "candidates").iterdir())
+    (folder / "simulator.py").unlink()
+    (folder / "simulator.py").symlink_to(secret)
+    page = render_report(load_run(run_copy))
+    assert "TOP-SECRET-CONTENT" not in page and "leak.txt" not in page
+
+
 def test_review_command_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["review", str(tmp_path), "--html",
                                       str(tmp_path / "r.html")])

@@ -150,8 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) != 5 or parts[0] != "runs" or parts[2] != "candidates" or \
                 parts[4] != "review":
             return self._error(HTTPStatus.NOT_FOUND, "no such form")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > BODY_LIMIT:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        if length < 0 or length > BODY_LIMIT:
             return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
         form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"),
                         keep_blank_values=True)

@@ -40,6 +40,8 @@ NOTE_LIMIT = 10_000
 
 def _json(path: Path, default: Any = None) -> Any:
     """A JSON file, or ``default`` when it is missing or unreadable (a run in progress)."""
+    if path.is_symlink():
+        return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -47,10 +49,18 @@ def _json(path: Path, default: Any = None) -> Any:
 
 
 def _text(path: Path) -> str | None:
+    if path.is_symlink():
+        return None
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file, not a link: review shows what the run wrote, never what a link in
+    it points to elsewhere on the machine."""
+    return path.is_file() and not path.is_symlink()
 
 
 @dataclass
@@ -131,7 +141,7 @@ def _data_summary(path: Path, time_column: str | None) -> dict[str, Any]:
 def _candidate(folder: Path, row: dict[str, Any]) -> CandidateView:
     node = _json(folder / "node.json", {}) or {}
     merged = {**node, **row}
-    images = sorted(p for p in folder.glob("*.png") if p.is_file())
+    images = sorted(p for p in folder.glob("*.png") if _plain_file(p))
     return CandidateView(
         id=folder.name, folder=folder, node=merged, source=_text(folder / "simulator.py"),
         model_json=_text(folder / "model.json"),
@@ -148,7 +158,7 @@ def _counterfactuals(root: Path) -> list[dict[str, Any]]:
         out.append({"name": folder.name, "question": meta.get("question", ""),
                     "interventions": meta.get("interventions", []),
                     "csv": folder / "counterfactual.csv",
-                    "images": sorted(folder.glob("*.png"))})
+                    "images": sorted(p for p in folder.glob("*.png") if _plain_file(p))})
     return out
 
 
@@ -175,7 +185,8 @@ def load_run(root: str | Path) -> RunView:
         data_summary=_data_summary(root / str(task.get("data", "data.csv")),
                                    task.get("time_column")),
         counterfactuals=_counterfactuals(root),
-        sgnn_files=sorted(p for p in sgnn.rglob("*") if p.is_file()) if sgnn.is_dir() else [],
+        sgnn_files=sorted(p for p in sgnn.rglob("*") if _plain_file(p)) if sgnn.is_dir()
+        else [],
         reviews=read_reviews(root))
 
 
