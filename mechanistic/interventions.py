@@ -10,6 +10,7 @@ JSON forms (a list of these, or ``{"interventions": [...]}``)::
     {"kind": "scale",    "target": "contact_reduction", "factor": 0.5, "start": 70}
     {"kind": "dose",     "state": "gut", "amount": 100, "times": [0, 12, 24]}
     {"kind": "transfer", "source": "S", "target": "R", "rate": 0.01, "start": 70}
+    {"kind": "transfer", "source": "L", "target": null, "rate": 0.2, "start": 1920}
 
 ``set``/``scale`` act on a parameter or a control; ``transfer`` moves ``rate`` x source
 per unit time from one state to another (for example vaccination).
@@ -139,10 +140,11 @@ class Dose(Intervention):
 
 @dataclass(frozen=True)
 class Transfer(Intervention):
-    """Move ``rate`` x source per unit time from ``source`` to ``target`` in the window."""
+    """Move ``rate`` x source per unit time from ``source`` to ``target`` in the window;
+    ``target=None`` removes it from the system (harvest, culling, dialysis)."""
 
     source: str
-    target: str
+    target: str | None
     rate: float
     start: float = 0.0
     end: float = math.inf
@@ -191,6 +193,8 @@ def intervention_from_dict(data: Any, index: int = 0) -> Intervention:
         times = args["times"]
         args["times"] = tuple(times) if isinstance(times, list) else (times,)
     for key in ("target", "state", "source"):
+        if kind == "transfer" and key == "target" and args.get(key) is None:
+            continue  # a removal: to outside the system
         if key in args and not isinstance(args[key], str):
             raise ModelError(f"{where} ({kind}): {key!r} must be a name, got {args[key]!r}")
     try:
@@ -236,7 +240,8 @@ def validate_interventions(model: Model, items: Sequence[Intervention]) -> None:
                 raise ModelError(f"{where}: {item.state!r} is not a state; states: "
                                  f"{model.state_names}")
         elif isinstance(item, Transfer):
-            for name in (item.source, item.target):
+            named = [item.source] if item.target is None else [item.source, item.target]
+            for name in named:
                 if name not in model.states_:
                     raise ModelError(f"{where}: {name!r} is not a state; states: "
                                      f"{model.state_names}")

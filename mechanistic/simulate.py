@@ -253,7 +253,8 @@ class CompiledModel:
         transfer = torch.zeros(len(index), len(index), dtype=self.dtype)
         for item in interval.transfer:
             transfer[index[item.source], index[item.source]] -= item.rate
-            transfer[index[item.source], index[item.target]] += item.rate
+            if item.target is not None:
+                transfer[index[item.source], index[item.target]] += item.rate
         return env, transfer.T.contiguous()
 
     def rhs(self, t: Any, y: torch.Tensor, env: Mapping[str, Any],

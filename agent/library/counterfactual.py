@@ -214,14 +214,18 @@ def translate(question: str, roles: Mapping[str, str],
                (roles.get("predator") and roles["predator"].lower() in q) else
                "prey" if re.search(r"prey|hare|rabbit|deer|moose", q) else
                "top" if "top" in q else "population")
-        control = _need(roles, f"{who}_harvest_control", what=f"removing {who}s")
         frac = _fraction(q)
         if frac is None:
             raise ValueError(f"removal question {question!r} needs a fraction such as "
                              f"'20% per year'")
         frac = _per_model_unit(frac, _rate_unit(q), unit)
         start, end = parse_window(q, unit)
-        return [SetValue(control, frac, start, end)]
+        if roles.get(f"{who}_harvest_control"):
+            return [SetValue(roles[f"{who}_harvest_control"], frac, start, end)]
+        # No harvest control declared: remove the fraction from the state itself.
+        state = _need(roles, "top_predator" if who == "top" else who,
+                      what=f"removing {who}s")
+        return [Transfer(state, None, frac, start, end)]
     for phrase, keys in _RATE_WORDS:
         if phrase in q and any(roles.get(k) for k in keys):
             target = _need(roles, *keys, what=phrase)

@@ -33,10 +33,12 @@ def _size(cols: Mapping[str, ColumnProfile], slot: str, default: float = 10.0) -
     return cols[slot].typical if slot in cols else default
 
 
-def _harvest(b: Builder, state: str, label: str) -> None:
+def _harvest(b: Builder, state: str, label: str, *also: str) -> None:
+    """A removal control on ``state``; ``also`` names further roles it plays (the top of a
+    food chain is "the predator" to a question about predators)."""
     u = b.control(f"{label}_harvest", 0.0, f"fraction of {label} removed per unit time")
     b.flow(state, None, f"{u} * {state}", f"{label}_removal")
-    b.role(**{f"{label}_harvest_control": u})
+    b.role(**{f"{name}_harvest_control": u for name in (label, *also)})
 
 
 def _logistic(profile: DataProfile, cols: Mapping[str, ColumnProfile]) -> ModelSpec:
@@ -137,7 +139,7 @@ def _food_chain(profile: DataProfile, cols: Mapping[str, ColumnProfile]) -> Mode
     b.flow(C, None, f"{a2} * {C} * {P}", "predation", saturating_in=C)
     b.flow(None, P, f"{e2} * {C} * {P}", "top_births", saturating_in=C)
     b.flow(P, None, f"{d2} * {P}", "top_deaths")
-    _harvest(b, P, "top")
+    _harvest(b, P, "top", "predator")
     b.init(**{k: v for k, v in inits.items()})
     for key, state in (("resource", R), ("consumer", C), ("top", P)):
         if key in cols:
