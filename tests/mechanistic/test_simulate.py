@@ -219,3 +219,22 @@ def test_observables_see_the_control_schedule_and_parameter_interventions() -> N
     k_t = np.array([0.1, 0.1, 0.2, 0.2])
     u_t = np.array([0.0, 0.5, 0.5, 0.0])
     np.testing.assert_allclose(sim.observable("treated")[0].numpy(), u_t * x_t + k_t)
+
+
+def test_transfer_to_outside_removes_a_fraction_exactly() -> None:
+    """dx/dt = -0.1 x, plus removal of 0.2 x per unit time from t = 5: analytic solution."""
+    from mechanistic import Fixed, Model
+    from mechanistic.interventions import interventions_from_json
+    from mechanistic.simulate import Dopri5, compile_model
+
+    m = Model("decay")
+    x = m.state("x")
+    m.flow(x, None, m.param("k", Fixed(0.1)) * x)
+    m.init(x=1.0)
+    items = interventions_from_json([{"kind": "transfer", "source": "x", "target": None,
+                                      "rate": 0.2, "start": 5}])
+    sim = compile_model(m).simulate({}, [0.0, 5.0, 10.0], solver=Dopri5(1e-10, 1e-12),
+                                    interventions=items)
+    expected = np.array([1.0, np.exp(-0.5), np.exp(-0.5 - 0.3 * 5)])
+    np.testing.assert_allclose(sim.states[0, :, 0].numpy(), expected, rtol=1e-7)
+    assert items[0].to_dict()["target"] is None
