@@ -259,6 +259,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         sandbox.close()
     store.save_tree(result.nodes, {"stop_reason": result.stop_reason, "usage": result.usage})
     out_console = console_factory()
+    if not out_console.is_terminal:
+        out_console.width = 140  # a log file is not an 80-column terminal; keep rows whole
     out_console.print(_ranked_table(result))
     best = result.best
     if best is None:
