@@ -116,6 +116,12 @@ class Batch:
     def __len__(self) -> int:
         return int(self.structure.shape[0])
 
+    def slice(self, lo: int, hi: int) -> Batch:
+        """Rows ``lo:hi`` (views, no copies)."""
+        return Batch(*(None if v is None else v[lo:hi] for v in (
+            self.context, self.mask, self.target, self.target_mask, self.structure, self.theta,
+            self.context_len, self.delay, self.clean, self.latent)))
+
 
 ARRAYS = ("context", "mask", "target", "target_mask", "structure", "theta", "context_len",
           "delay")

@@ -1,0 +1,259 @@
+"""Train an SGNN on fresh simulations; checkpoint, early-stop on held-out simulations, resume.
+
+Every epoch draws new windows from the corpus (a seed per epoch keeps it reproducible and
+lets a resumed run continue the same stream), so the network rarely sees a simulation
+twice: more simulations instead of more epochs. A fixed held-out set, drawn with a seed of
+its own, decides early stopping. A checkpoint folder holds:
+
+* ``weights.pt`` - the best state dict (read back with ``weights_only=True``: loading
+  executes nothing);
+* ``last.pt`` - the latest weights, optimiser state and counters, for resuming;
+* ``config.json`` - network, corpus and training settings, structure and parameter names;
+* ``models/<i>.json`` - the simulators' model JSON, so predictions can simulate again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mechanistic.serialize import model_from_json, model_to_json
+from sgnn.corpus import Batch, Corpus, CorpusConfig
+from sgnn.network import SGNN, SGNNConfig
+
+__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "load_checkpoint", "network_config",
+           "train"]
+
+HELD_OUT_SEED = 987_654_321
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Budget and optimiser settings; ``simulations`` fresh windows per epoch."""
+
+    simulations: int = 20_000
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    held_out: int = 1000
+    patience: int = 3
+    seed: int = 0
+    threads: int | None = 1  # one thread: on a shared 2-core box, two spin-wait each other
+    block: int = 2048  # windows simulated at once, then cut into batches (less overhead)
+
+    def __post_init__(self) -> None:
+        for name in ("simulations", "epochs", "batch_size", "held_out", "patience", "block"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= 1, "
+                                 f"got {getattr(self, name)!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError("TrainConfig.weight_decay must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What a training run did (JSON-ready through ``to_dict``)."""
+
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    simulations_seen: int = 0
+    wall_time: float = 0.0
+    samples_per_second: float = 0.0
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Checkpoint:
+    """A trained network with what it was trained on."""
+
+    network: SGNN
+    corpus: Corpus
+    meta: dict[str, Any]
+
+
+def network_config(corpus: Corpus, **overrides: Any) -> SGNNConfig:
+    """An :class:`SGNNConfig` shaped for ``corpus``."""
+    cfg = corpus.config
+    return SGNNConfig(n_context=cfg.n_context, horizon=cfg.horizon,
+                      n_observables=len(corpus.observables), n_structures=len(corpus.models),
+                      n_params=corpus.n_params, **overrides)
+
+
+def evaluate(net: SGNN, batch: Batch, chunk: int = 1024) -> dict[str, float]:
+    """Mean losses and structure accuracy on a batch, without gradients."""
+    net.eval()
+    sums: dict[str, float] = {}
+    correct = 0
+    with torch.no_grad():
+        for lo in range(0, len(batch), chunk):
+            sl = slice(lo, lo + chunk)
+            out = net(batch.context[sl], batch.mask[sl])
+            losses = net.loss(out, batch.target[sl], batch.target_mask[sl], batch.theta[sl],
+                              batch.structure[sl])
+            n = out["logits"].shape[0]
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            correct += int((out["logits"].argmax(-1) == batch.structure[sl]).sum())
+    result = {k: v / len(batch) for k, v in sums.items()}
+    result["accuracy"] = correct / len(batch)
+    return result
+
+
+def _write_meta(folder: Path, corpus: Corpus, net_config: SGNNConfig,
+                train_config: TrainConfig) -> None:
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    for i, model in enumerate(corpus.models):
+        (folder / "models" / f"{i}.json").write_text(model_to_json(model))
+    meta = {"sgnn": net_config.to_dict(), "corpus": corpus.config.to_dict(),
+            "train": train_config.to_dict(), "names": corpus.names,
+            "weights": corpus.weights.tolist(), "observables": corpus.observables,
+            "param_names": corpus.param_names, "fits": corpus.fits}
+    (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def train(corpus: Corpus, folder: str | Path, config: TrainConfig | None = None,
+          net_config: SGNNConfig | None = None, *, resume: bool = False,
+          progress: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train on ``corpus``, writing the checkpoint folder; ``resume`` continues ``last.pt``."""
+    config = config or TrainConfig()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(corpus, folder, config, net_config, resume, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _batches(corpus: Corpus, config: TrainConfig, rng: np.random.Generator) -> Any:
+    """One epoch of fresh windows: simulated a block at a time, served in batches."""
+    left = config.simulations
+    while left > 0:
+        block = corpus.batch(min(max(config.block, config.batch_size), left), rng=rng)
+        left -= len(block)
+        for lo in range(0, len(block), config.batch_size):
+            yield block.slice(lo, lo + config.batch_size)
+
+
+def _train(corpus: Corpus, folder: Path, config: TrainConfig, net_config: SGNNConfig | None,
+           resume: bool, progress: bool, log: Callable[[str], None] | None) -> TrainResult:
+    net_config = net_config or network_config(corpus)
+    torch.manual_seed(config.seed)
+    net = SGNN(net_config)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    block = max(config.block, config.batch_size)
+    sizes = [min(block, config.simulations - lo) for lo in range(0, config.simulations, block)]
+    steps_per_epoch = sum(math.ceil(b / config.batch_size) for b in sizes)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps_per_epoch
+                                                * config.epochs, pct_start=0.1)
+    result = TrainResult(0, 0, math.inf)
+    start_epoch = 0
+    if resume and (folder / "last.pt").is_file():
+        state = torch.load(folder / "last.pt", weights_only=True)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sched.total_steps = steps_per_epoch * config.epochs  # a resume may add epochs
+        start_epoch = int(state["epoch"])
+        result = TrainResult(**json.loads(str(state["result"])))
+    else:
+        _write_meta(folder, corpus, net_config, config)
+    held = corpus.batch(config.held_out, rng=np.random.default_rng(HELD_OUT_SEED + config.seed))
+    began = time.perf_counter()
+    bad = start_epoch - result.best_epoch if start_epoch else 0
+    bar = _progress(progress)
+    with bar:
+        task = bar.add_task("training", total=steps_per_epoch * config.epochs,
+                            completed=steps_per_epoch * start_epoch)
+        for epoch in range(start_epoch, config.epochs):
+            rng = np.random.default_rng([config.seed, epoch])
+            net.train()
+            seen, total = 0, 0.0
+            for batch in _batches(corpus, config, rng):
+                n = len(batch)
+                out = net(batch.context, batch.mask)
+                loss = net.loss(out, batch.target, batch.target_mask, batch.theta,
+                                batch.structure)["total"]
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                seen += n
+                total += loss.item() * n
+                bar.update(task, advance=1, description=f"epoch {epoch + 1} loss {loss.item():.3f}")
+            val = evaluate(net, held)
+            result.history.append({"epoch": epoch + 1, "train_loss": total / seen,
+                                   **{f"val_{k}": v for k, v in val.items()}})
+            result.epochs_run = epoch + 1
+            result.simulations_seen += seen
+            if log:
+                log(f"epoch {epoch + 1}: train {total / seen:.4f} held-out {val['total']:.4f} "
+                    f"structure accuracy {val['accuracy']:.3f}")
+            if val["total"] < result.best_val_loss:
+                result.best_val_loss, result.best_epoch, bad = val["total"], epoch + 1, 0
+                torch.save(net.state_dict(), folder / "weights.pt")
+            else:
+                bad += 1
+            elapsed = time.perf_counter() - began
+            result.wall_time += elapsed
+            began = time.perf_counter()
+            result.samples_per_second = result.simulations_seen / max(result.wall_time, 1e-9)
+            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                        "result": json.dumps(result.to_dict())}, folder / "last.pt")
+            if bad >= config.patience:
+                result.stopped_early = True
+                break
+    (folder / "train.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=False)
+
+
+def load_checkpoint(folder: str | Path) -> Checkpoint:
+    """Rebuild the network (weights read with ``weights_only=True``) and its corpus."""
+    folder = Path(folder)
+    meta_path, weights = folder / "config.json", folder / "weights.pt"
+    if not meta_path.is_file() or not weights.is_file():
+        raise ValueError(f"{folder}: no trained SGNN here (needs config.json and weights.pt); "
+                         f"run `mmw sgnn train` first")
+    meta = json.loads(meta_path.read_text())
+    models = [model_from_json((folder / "models" / f"{i}.json").read_text())
+              for i in range(len(meta["names"]))]
+    corpus = Corpus(models, CorpusConfig.from_dict(meta["corpus"]), weights=meta["weights"],
+                    fits=_fits(meta.get("fits")), names=meta["names"])
+    net = SGNN(SGNNConfig.from_dict(meta["sgnn"]))
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    net.eval()
+    return Checkpoint(net, corpus, meta)
+
+
+def _fits(fits: Any) -> list[Mapping[str, float] | None] | None:
+    return None if fits is None else [dict(f) if f else None for f in fits]
