@@ -348,5 +348,15 @@ def _register_review_commands() -> None:
 _register_review_commands()
 
 
+def _register_sgnn_commands() -> None:
+    """Add ``mmw sgnn train|predict|attribute``."""
+    from workbench.commands_sgnn import register
+
+    register(app)
+
+
+_register_sgnn_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point convenience
     app()

@@ -1,0 +1,186 @@
+"""``mmw sgnn train|predict|attribute``: an SGNN pretrained on a run's validated simulators.
+
+The simulators are the run's candidates: those approved in review when a review exists,
+otherwise the top validated ones by the search's ranking (with a notice). The ranking is
+the structural prior: better-scoring structures are simulated more often. Everything is
+written under ``RUN/sgnn/``: the checkpoint (weights, config, model JSON), the embedding
+index for attribution, a calibration report, predictions and attributions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+__all__ = ["register", "select_candidates"]
+
+
+def select_candidates(run: Path, top_k: int) -> tuple[list[dict[str, Any]], str | None]:
+    """Ranked tree nodes to train on, and a notice when no review narrowed them."""
+    from workbench.review.runs import approved_candidates
+
+    tree_path = run / "tree.json"
+    if not (run / "task.json").is_file() or not tree_path.is_file():
+        raise ValueError(f"{run}: not a finished run folder (needs task.json and tree.json); "
+                         f"create one with `mmw model`")
+    nodes = [n for n in json.loads(tree_path.read_text()).get("nodes", [])
+             if n.get("status") == "ok" and (run / "candidates" / n["id"] / "model.json"
+                                             ).is_file()]
+    notice = None
+    if (run / "review.json").is_file():
+        approved = set(approved_candidates(run))
+        nodes = [n for n in nodes if n["id"] in approved]
+        if not nodes:
+            raise ValueError(f"{run}: the review approves no validated candidate; approve at "
+                             f"least one with `mmw review`")
+    else:
+        nodes = nodes[:top_k]
+        notice = (f"no review.json: using the top {len(nodes)} validated candidate(s) by "
+                  f"validation score; approve candidates with `mmw review` to choose")
+    if not nodes:
+        raise ValueError(f"{run}: the run has no validated candidate to train on")
+    return nodes, notice
+
+
+def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[str]) -> Any:
+    from agent.store import RunStore
+    from mechanistic.serialize import model_from_json
+    from sgnn.corpus import Corpus, CorpusConfig
+
+    task, _ = RunStore(run).read_task()
+    models, fits, names, scores = [], [], [], []
+    for node in nodes:
+        folder = run / "candidates" / node["id"]
+        model = model_from_json((folder / "model.json").read_text())
+        if model.neural_:
+            notes.append(f"{node['id']}: has neural terms; skipped (no trained networks here)")
+            continue
+        fit_path = folder / "fit.json"
+        fit = json.loads(fit_path.read_text()).get("params") if fit_path.is_file() else None
+        models.append(model)
+        fits.append(fit)
+        names.append(f"{node['id']}")
+        score = node.get("score")
+        scores.append(score if isinstance(score, int | float) and math.isfinite(score) else 0.0)
+    if not models:
+        raise ValueError(f"{run}: no candidate the SGNN can simulate")
+    t = task.data.t
+    n = len(t)
+    dt = float(np.median(np.diff(t))) if n > 1 else 1.0
+    horizon = max(1, min(14, n // 4))
+    n_context = max(2, min(64, n - horizon))
+    # Better-ranked structures are drawn more often: the search tree as structural prior.
+    weights = np.exp(-(np.asarray(scores) - min(scores)))
+    config = CorpusConfig(n_context=n_context, min_context=max(2, n_context // 2),
+                          horizon=horizon, dt=dt, solver_dt=dt / 4, max_offset=n,
+                          narrow=0.5, seed=seed)
+    return Corpus(models, config, weights=weights, fits=fits, names=names)
+
+
+def register(app: typer.Typer) -> None:
+    from workbench.cli import _console, _user_errors
+
+    sgnn_app = typer.Typer(help="Simulation-grounded neural networks trained on a run's "
+                                "validated simulators.", no_args_is_help=True)
+    app.add_typer(sgnn_app, name="sgnn")
+
+    @sgnn_app.command("train")
+    def train_command(
+        run: Annotated[Path, typer.Argument(help="Run folder written by `mmw model`.")],
+        top_k: Annotated[int, typer.Option("--top-k", min=1, help="Candidates used when no "
+                                           "review exists.")] = 3,
+        simulations: Annotated[int, typer.Option("--simulations", min=1,
+                                                 help="Fresh simulations per epoch.")] = 20_000,
+        epochs: Annotated[int, typer.Option("--epochs", min=1)] = 5,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue RUN/sgnn/.")] = False,
+    ) -> None:
+        """Pretrain an SGNN on simulations of the run's candidates; writes RUN/sgnn/."""
+        from sgnn.attribute import EmbeddingIndex
+        from sgnn.diagnostics import calibration
+        from sgnn.train import TrainConfig, load_checkpoint, train
+
+        out = _console()
+        with _user_errors():
+            nodes, notice = select_candidates(run, top_k)
+            if notice:
+                out.print(f"notice: {notice}", markup=False)
+            notes: list[str] = []
+            corpus = _corpus_for(run, nodes, seed, notes)
+            for note in notes:
+                out.print(f"notice: {note}", markup=False)
+            folder = run / "sgnn"
+            config = TrainConfig(simulations=simulations, epochs=epochs, seed=seed,
+                                 held_out=min(1000, max(64, simulations // 10)))
+            result = train(corpus, folder, config, resume=resume, progress=True,
+                           log=lambda m: out.print(m, markup=False))
+            checkpoint = load_checkpoint(folder)
+            EmbeddingIndex.build(checkpoint, n=min(5000, max(500, simulations))).save(
+                folder / "index.npz")
+            report = calibration(checkpoint, n=1000)
+            (folder / "diagnostics.json").write_text(json.dumps(report, indent=2) + "\n")
+        out.print(f"trained on {', '.join(corpus.names)}: {result.simulations_seen} "
+                  f"simulations, best held-out loss {result.best_val_loss:.4f} (epoch "
+                  f"{result.best_epoch}); 90% interval coverage "
+                  f"{report['forecast_coverage_90']:.2f}, structure accuracy "
+                  f"{report['structure_accuracy']:.2f}; written to {folder}/", markup=False)
+
+    @sgnn_app.command("predict")
+    def predict_command(
+        run: Annotated[Path, typer.Argument(help="Run folder with a trained SGNN.")],
+        data: Annotated[Path, typer.Option("--data", help="Observations (CSV).")],
+        out_path: Annotated[Path | None, typer.Option("--out", help="Prediction JSON "
+                                                      "(default RUN/sgnn/prediction.json).")]
+        = None,
+    ) -> None:
+        """Forecast quantiles, parameter posteriors and structure probabilities."""
+        from mechanistic.data import load_csv
+        from sgnn.predict import describe, predict
+        from sgnn.train import load_checkpoint
+
+        out = _console()
+        with _user_errors():
+            checkpoint = load_checkpoint(run / "sgnn")
+            prediction = predict(checkpoint, load_csv(data))
+            target = out_path or run / "sgnn" / "prediction.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(prediction.to_dict(), indent=2) + "\n")
+            prediction.frame().to_csv(target.with_suffix(".csv"), index=False)
+        for note in prediction.notes:
+            out.print(f"note: {note}", markup=False)
+        out.print(describe(prediction), markup=False)
+        out.print(f"written to {target} and {target.with_suffix('.csv')}", markup=False)
+
+    @sgnn_app.command("attribute")
+    def attribute_command(
+        run: Annotated[Path, typer.Argument(help="Run folder with a trained SGNN.")],
+        data: Annotated[Path, typer.Option("--data", help="Observations (CSV).")],
+        k: Annotated[int, typer.Option("--k", min=1, help="Nearest simulations.")] = 20,
+    ) -> None:
+        """The training simulations nearest the data, with their structures and parameters."""
+        from mechanistic.data import load_csv
+        from sgnn.attribute import EmbeddingIndex
+        from sgnn.train import load_checkpoint
+
+        out = _console()
+        with _user_errors():
+            checkpoint = load_checkpoint(run / "sgnn")
+            index_path = run / "sgnn" / "index.npz"
+            index = (EmbeddingIndex.load(index_path) if index_path.is_file()
+                     else EmbeddingIndex.build(checkpoint))
+            result = index.attribute(checkpoint, load_csv(data), k=k)
+            target = run / "sgnn" / "attribution.json"
+            target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        for name, share in sorted(result.structure_share.items(), key=lambda x: -x[1]):
+            line = f"{name}: {share:.0%} of the {k} nearest simulations"
+            params = result.params.get(name, {})
+            if params:
+                line += "; " + ", ".join(f"{p} {v['median']:.3g} [{v['q05']:.3g}, "
+                                         f"{v['q95']:.3g}]" for p, v in params.items())
+            out.print(line, markup=False)
+        out.print(f"written to {target}", markup=False)
