@@ -1,1 +1,8 @@
-"""mmw sgnn package."""
+"""Simulation-grounded neural networks: pretrained only on a run's validated simulators.
+
+``corpus`` draws degraded simulations, ``network`` is the encoder with forecast, parameter
+and structure heads, ``train`` fits and checkpoints it, ``predict`` and ``attribute`` apply
+it to observations, ``diagnostics`` checks calibration and referees against maximum
+likelihood and AIC. Depends on ``mechanistic`` only; nothing is imported here, so
+importing the package costs nothing.
+"""
