@@ -62,7 +62,7 @@ def test_tiny_sgnn_beats_chance_and_is_roughly_calibrated(trained) -> None:
     z = slog(held.target)
     inside = (z >= out["forecast"][..., lo]) & (z <= out["forecast"][..., hi])
     coverage = (inside.float() * held.target_mask).sum() / held.target_mask.sum()
-    assert 0.75 <= coverage.item() <= 0.98, coverage
+    assert 0.85 <= coverage.item() <= 0.95, coverage    # the calibration band
     assert result.epochs_run >= 1 and result.samples_per_second > 0
 
 
