@@ -76,9 +76,11 @@ def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[s
     n_context = max(2, min(64, n - horizon))
     # Better-ranked structures are drawn more often: the search tree as structural prior.
     weights = np.exp(-(np.asarray(scores) - min(scores)))
+    # Weekday effects only where a step is a day; yearly or hourly data have none.
+    daily = str(getattr(task, "time_unit", "")).lower() in ("day", "days") and dt == 1.0
     config = CorpusConfig(n_context=n_context, min_context=max(2, n_context // 2),
                           horizon=horizon, dt=dt, solver_dt=dt / 4, max_offset=n,
-                          narrow=0.5, seed=seed)
+                          weekday_sd=0.15 if daily else 0.0, narrow=0.5, seed=seed)
     return Corpus(models, config, weights=weights, fits=fits, names=names)
 
 
