@@ -21,8 +21,8 @@ from mechanistic.errors import DataError, ModelError, SerializationError
 
 app = typer.Typer(
     name="mmw",
-    help="mmw, the mechanistic modelling workbench: review, simulate and fit mechanistic "
-         "models declared in the mmw model language.",
+    help="mmw, the mechanistic modelling workbench: from a description and data to "
+         "reviewed, fitted mechanistic simulators (mmw model), and the tools around them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -294,7 +294,7 @@ def example(
     train_until: Annotated[float, typer.Option(
         "--train-until", help="Last training year.")] = 1915.0,
 ) -> None:
-    """The main job: simulate and fit the hare-lynx example; writes a plot and a table.
+    """Quick job without the agent: simulate and fit the hare-lynx example module.
 
     Lotka-Volterra on the Hudson's Bay pelt records, trained on 1845-1915 and validated
     on 1916-1935.
