@@ -53,8 +53,12 @@ PY
   then
     rm -f "$sock"
     _mmw_log "starting podman system service on $sock"
+    # Started from /run/mmw: conmon leaves an "oom" marker in the service's working
+    # directory when a container is OOM-killed (the memory-bomb tests), not in the checkout.
+    pushd /run/mmw >/dev/null
     setsid nohup podman system service --time=0 "unix://$sock" \
       </dev/null >/tmp/mmw-podman-service.log 2>&1 &
+    popd >/dev/null
     local i
     for i in $(seq 1 60); do
       [ -S "$sock" ] && python - <<'PY' 2>/dev/null && break
