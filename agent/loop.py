@@ -116,7 +116,7 @@ class Search:
         self.task, self.proposer, self.config = task, proposer, config
         self.sandbox, self.log, self.on_node = sandbox, log, on_node
         self.nodes: dict[str, Node] = {n.id: n for n in resume or []}
-        self.evaluated = sum(1 for n in self.nodes.values())
+        self.evaluated = len(self.nodes)
         self.started = time.monotonic()
 
     # ------------------------------------------------------------------ the loop

@@ -38,7 +38,7 @@ from mechanistic.interventions import (
 )
 from mechanistic.model import Model
 from mechanistic.neural import build_neural_modules
-from mechanistic.torch_expr import Program, compile_program
+from mechanistic.torch_expr import compile_program
 
 __all__ = ["RK4", "CompiledModel", "Dopri5", "Simulation", "Status", "compile_model"]
 
@@ -469,10 +469,6 @@ class CompiledModel:
         batch = next(iter(table.values())).shape[0] if table else 1
         ref = next(iter(table.values())) if table else torch.zeros(1, dtype=self.dtype)
         return _stack(self._init(dict(table)), batch, ref)
-
-    @property
-    def program(self) -> Program:
-        return self._rhs
 
 
 def _without_neural(expr: sp.Basic) -> sp.Basic:

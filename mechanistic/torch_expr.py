@@ -8,6 +8,7 @@ parameter sets the tensor arithmetic dominates. Everything is differentiable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -76,21 +77,14 @@ def _unary(fn: Callable[[torch.Tensor], torch.Tensor], scalar: Callable[[float],
     return apply
 
 
-_UNARY: dict[type, Any] = {}
-
-
-def _unary_table() -> dict[type, Any]:
-    if not _UNARY:
-        import math
-
-        _UNARY.update({
-            sp.exp: _unary(torch.exp, math.exp),
-            sp.log: _unary(torch.log, lambda v: math.log(v) if v > 0 else float("nan")),
-            sp.sin: _unary(torch.sin, math.sin),
-            sp.cos: _unary(torch.cos, math.cos),
-            sp.tanh: _unary(torch.tanh, math.tanh),
-        })
-    return _UNARY
+# Elementwise functions: torch for tensors, math for plain numbers (constant subtrees).
+_UNARY: dict[type, Any] = {
+    sp.exp: _unary(torch.exp, math.exp),
+    sp.log: _unary(torch.log, lambda v: math.log(v) if v > 0 else float("nan")),
+    sp.sin: _unary(torch.sin, math.sin),
+    sp.cos: _unary(torch.cos, math.cos),
+    sp.tanh: _unary(torch.tanh, math.tanh),
+}
 
 
 def _pow(base: Fn, exponent: sp.Basic, compile_node: Callable[[sp.Basic], Fn]) -> Fn:
@@ -143,7 +137,7 @@ class _Compiler:
             return lambda env: top(env) / bottom(env)
         if isinstance(expr, sp.Pow):
             return _pow(self.node(expr.base), expr.exp, self.node)
-        unary = _unary_table().get(type(expr))
+        unary = _UNARY.get(type(expr))
         if unary is not None:
             arg = self.node(expr.args[0])
             return lambda env: unary(arg(env))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -38,56 +38,45 @@ def local_sandbox() -> Sandbox:
         raise
 
 
+def _opened(what: str, make: Callable[[], Sandbox]) -> Iterator[Sandbox]:
+    """Open a backend for a session fixture (skip, or fail in CI, when it cannot open)."""
+    try:
+        sb = make()
+    except SandboxError as exc:
+        _unavailable(what, str(exc))
+        raise
+    yield sb
+    sb.close()
+
+
 @pytest.fixture(scope="session")
 def local_warm() -> Iterator[Sandbox]:
     from sandbox.local import LocalConfig, LocalSandbox
 
-    try:
-        sb = LocalSandbox(LocalConfig(mode="bwrap", warm=True))
-    except SandboxError as exc:
-        _unavailable("bubblewrap", str(exc))
-        raise
-    yield sb
-    sb.close()
+    yield from _opened("bubblewrap", lambda: LocalSandbox(LocalConfig(mode="bwrap", warm=True)))
 
 
 @pytest.fixture(scope="session")
 def local_prestart() -> Iterator[Sandbox]:
     from sandbox.local import LocalConfig, LocalSandbox
 
-    try:
-        sb = LocalSandbox(LocalConfig(mode="bwrap", warm=True, single_use=True))
-    except SandboxError as exc:
-        _unavailable("bubblewrap", str(exc))
-        raise
-    yield sb
-    sb.close()
+    yield from _opened("bubblewrap", lambda: LocalSandbox(
+        LocalConfig(mode="bwrap", warm=True, single_use=True)))
 
 
 @pytest.fixture(scope="session")
 def container_cold() -> Iterator[Sandbox]:
     from sandbox.container import ContainerConfig, ContainerSandbox
 
-    try:
-        sb = ContainerSandbox(ContainerConfig(warm=False))
-    except SandboxError as exc:
-        _unavailable("container engine", str(exc))
-        raise
-    yield sb
-    sb.close()
+    yield from _opened("container engine",
+                       lambda: ContainerSandbox(ContainerConfig(warm=False)))
 
 
 @pytest.fixture(scope="session")
 def container_warm() -> Iterator[Sandbox]:
     from sandbox.container import ContainerConfig, ContainerSandbox
 
-    try:
-        sb = ContainerSandbox(ContainerConfig(warm=True))
-    except SandboxError as exc:
-        _unavailable("container engine", str(exc))
-        raise
-    yield sb
-    sb.close()
+    yield from _opened("container engine", lambda: ContainerSandbox(ContainerConfig(warm=True)))
 
 
 BACKENDS = [
