@@ -38,6 +38,7 @@ class SearchConfig:
     max_repairs: int = 2             # repair attempts along one failing lineage
     refinements: int = 2             # children asked for per expansion
     max_expansions_per_structure: int = 2  # diversity: no family hogs the search
+    expand: bool = True              # False: no reflect/refine (zero-shot, repair-only baselines)
     max_llm_calls: int | None = None
     max_tokens: int | None = None
     max_seconds: float | None = None
@@ -50,6 +51,8 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SearchConfig.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.expand, bool):
+            raise ValueError(f"SearchConfig.expand must be True or False, got {self.expand!r}")
         if not isinstance(self.max_repairs, int) or self.max_repairs < 0:
             raise ValueError(f"SearchConfig.max_repairs must be >= 0, got {self.max_repairs!r}")
         for name in ("max_llm_calls", "max_tokens", "max_seconds"):
@@ -62,7 +65,8 @@ class SearchConfig:
             "initial": self.initial, "max_nodes": self.max_nodes,
             "max_repairs": self.max_repairs, "refinements": self.refinements,
             "max_expansions_per_structure": self.max_expansions_per_structure,
-            "max_llm_calls": self.max_llm_calls, "max_tokens": self.max_tokens,
+            "expand": self.expand, "max_llm_calls": self.max_llm_calls,
+            "max_tokens": self.max_tokens,
             "max_seconds": self.max_seconds, "seed": self.seed, "fit": self.fit.to_dict(),
         }
 
@@ -129,7 +133,9 @@ class Search:
                     self._add(with_origin(candidate, "propose", None), depth=0)
             if not any(n.ok for n in self.nodes.values()):
                 stop = "no proposed structure produced a valid, fitted simulator"
-            while (node := self._pick()) is not None:
+            elif not self.config.expand:
+                stop = "expansion off: the proposed structures (and their repairs) only"
+            while self.config.expand and (node := self._pick()) is not None:
                 critique = reflect(node)
                 self._event("reflect", node=node.id, critique=critique.message)
                 children = self._ask(lambda n=node, c=critique: self.proposer.refine(
