@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from mechanistic.model import Model
 from mechanistic.observation import ObservationModel
 from mechanistic.simulate import RK4, compile_model
 
-__all__ = ["Batch", "CachedCorpus", "Corpus", "CorpusConfig"]
+__all__ = ["Batch", "BatchSource", "CachedCorpus", "Corpus", "CorpusConfig", "block_rng"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,32 @@ class Batch:
 
 ARRAYS = ("context", "mask", "target", "target_mask", "structure", "theta", "context_len",
           "delay")
+
+
+def block_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of block ``index`` of a corpus seeded ``seed``.
+
+    A generator of its own per block (not one stream consumed in order) is what lets
+    blocks be drawn in any order, in any process, and still come out identical.
+    """
+    if index < 0:
+        raise ValueError(f"block index must be >= 0, got {index}")
+    return np.random.default_rng([int(seed), int(index)])
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Where training gets its windows: block ``index`` of ``size`` windows, on demand.
+
+    The contract: ``batch_at(i, n)`` is a pure function of the source's seed, ``i`` and
+    ``n`` (same arguments, same tensors, whichever process or machine computes it and
+    whatever was asked before). Training asks for blocks ``0, 1, 2, ...`` (see
+    :func:`sgnn.train.epoch_blocks`) and cuts each into minibatches, so another
+    implementation (blocks simulated by parallel workers, prefetched, streamed) trains
+    the network to exactly the same weights as :class:`Corpus` itself.
+    """
+
+    def batch_at(self, index: int, size: int) -> Batch: ...
 
 
 class Corpus:
@@ -275,6 +301,10 @@ class Corpus:
             "latent": obs[:, :, cols],
         }
 
+    def batch_at(self, index: int, size: int) -> Batch:
+        """Block ``index`` of ``size`` windows: a pure function of (seed, index, size)."""
+        return self.batch(size, rng=block_rng(self.config.seed, index))
+
     def iterate(self, batch_size: int, n_batches: int) -> Iterator[Batch]:
         for _ in range(n_batches):
             yield self.batch(batch_size)
@@ -294,6 +324,7 @@ class CachedCorpus:
     def __init__(self, path: str | Path, seed: int = 0) -> None:
         with np.load(path, allow_pickle=False) as data:
             self.arrays = {key: torch.as_tensor(data[key]) for key in ARRAYS}
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -302,3 +333,7 @@ class CachedCorpus:
     def batch(self, n: int, rng: np.random.Generator | None = None) -> Batch:
         pick = torch.as_tensor((rng or self._rng).choice(len(self), n, replace=n > len(self)))
         return Batch(**{key: v[pick] for key, v in self.arrays.items()})
+
+    def batch_at(self, index: int, size: int) -> Batch:
+        """Block ``index``: ``size`` cached windows picked by a shuffle seeded (seed, index)."""
+        return self.batch(size, rng=block_rng(self.seed, index))

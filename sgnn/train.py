@@ -1,9 +1,13 @@
 """Train an SGNN on fresh simulations; checkpoint, early-stop on held-out simulations, resume.
 
-Every epoch draws new windows from the corpus (a seed per epoch keeps it reproducible and
-lets a resumed run continue the same stream), so the network rarely sees a simulation
-twice: more simulations instead of more epochs. A fixed held-out set, drawn with a seed of
-its own, decides early stopping. A checkpoint folder holds:
+Every epoch draws new windows from the corpus, so the network rarely sees a simulation
+twice: more simulations instead of more epochs. Windows come in *blocks* (``block``
+windows simulated at once, then cut into minibatches): block ``i`` of the run is
+``source.batch_at(i, size)``, a pure function of the corpus seed and ``i``
+(:class:`sgnn.corpus.BatchSource`), and :func:`epoch_blocks` says which blocks an epoch
+uses. So a resumed run continues the same stream, and blocks simulated elsewhere (other
+processes, other machines) train exactly the same network as blocks simulated here. A
+fixed held-out set, drawn with a seed of its own, decides early stopping. A checkpoint folder holds:
 
 * ``weights.pt`` - the best state dict (read back with ``weights_only=True``: loading
   executes nothing);
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +30,11 @@ import numpy as np
 import torch
 
 from mechanistic.serialize import model_from_json, model_to_json
-from sgnn.corpus import Batch, Corpus, CorpusConfig
+from sgnn.corpus import Batch, BatchSource, Corpus, CorpusConfig
 from sgnn.network import SGNN, SGNNConfig
 
-__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "load_checkpoint", "network_config",
-           "train"]
+__all__ = ["Checkpoint", "TrainConfig", "TrainResult", "epoch_blocks", "load_checkpoint",
+           "network_config", "train"]
 
 HELD_OUT_SEED = 987_654_321
 
@@ -62,6 +66,25 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def block_sizes(self) -> list[int]:
+        """Windows per block within one epoch (the last block may be short)."""
+        block = max(self.block, self.batch_size)
+        return [min(block, self.simulations - lo) for lo in range(0, self.simulations, block)]
+
+
+def epoch_blocks(config: TrainConfig, epoch: int) -> list[tuple[int, int]]:
+    """``(block index, size)`` pairs epoch ``epoch`` (from 0) trains on, in order.
+
+    Block indices run on across epochs (epoch 1 starts where epoch 0 stopped), so every
+    block of a run is distinct. A producer that knows this plan can simulate blocks ahead
+    of time or in parallel; the trainer asks the source for exactly these.
+    """
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    sizes = config.block_sizes()
+    first = epoch * len(sizes)
+    return [(first + j, size) for j, size in enumerate(sizes)]
 
 
 @dataclass
@@ -132,8 +155,15 @@ def _write_meta(folder: Path, corpus: Corpus, net_config: SGNNConfig,
 
 def train(corpus: Corpus, folder: str | Path, config: TrainConfig | None = None,
           net_config: SGNNConfig | None = None, *, resume: bool = False,
-          progress: bool = False, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train on ``corpus``, writing the checkpoint folder; ``resume`` continues ``last.pt``."""
+          progress: bool = False, log: Callable[[str], None] | None = None,
+          source: BatchSource | None = None) -> TrainResult:
+    """Train on ``corpus``, writing the checkpoint folder; ``resume`` continues ``last.pt``.
+
+    ``corpus`` defines the task (structures, shapes, the held-out set, what the checkpoint
+    records); ``source`` supplies the training blocks and defaults to the corpus itself.
+    A different source must honour :class:`~sgnn.corpus.BatchSource`'s contract (block
+    ``i`` equal to ``corpus.batch_at(i, size)``) for the run to be reproducible.
+    """
     config = config or TrainConfig()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,30 +171,31 @@ def train(corpus: Corpus, folder: str | Path, config: TrainConfig | None = None,
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _train(corpus, folder, config, net_config, resume, progress, log)
+        return _train(corpus, source or corpus, folder, config, net_config, resume, progress,
+                      log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _batches(corpus: Corpus, config: TrainConfig, rng: np.random.Generator) -> Any:
-    """One epoch of fresh windows: simulated a block at a time, served in batches."""
-    left = config.simulations
-    while left > 0:
-        block = corpus.batch(min(max(config.block, config.batch_size), left), rng=rng)
-        left -= len(block)
-        for lo in range(0, len(block), config.batch_size):
+def _batches(source: BatchSource, config: TrainConfig, epoch: int) -> Iterator[Batch]:
+    """One epoch of fresh windows: the epoch's blocks from the source, cut into batches."""
+    for index, size in epoch_blocks(config, epoch):
+        block = source.batch_at(index, size)
+        if len(block) != size:
+            raise RuntimeError(f"batch source gave {len(block)} windows for block {index}, "
+                               f"not {size}")
+        for lo in range(0, size, config.batch_size):
             yield block.slice(lo, lo + config.batch_size)
 
 
-def _train(corpus: Corpus, folder: Path, config: TrainConfig, net_config: SGNNConfig | None,
-           resume: bool, progress: bool, log: Callable[[str], None] | None) -> TrainResult:
+def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfig,
+           net_config: SGNNConfig | None, resume: bool, progress: bool,
+           log: Callable[[str], None] | None) -> TrainResult:
     net_config = net_config or network_config(corpus)
     torch.manual_seed(config.seed)
     net = SGNN(net_config)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    block = max(config.block, config.batch_size)
-    sizes = [min(block, config.simulations - lo) for lo in range(0, config.simulations, block)]
-    steps_per_epoch = sum(math.ceil(b / config.batch_size) for b in sizes)
+    steps_per_epoch = sum(math.ceil(b / config.batch_size) for b in config.block_sizes())
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps_per_epoch
                                                 * config.epochs, pct_start=0.1)
     result = TrainResult(0, 0, math.inf)
@@ -187,10 +218,9 @@ def _train(corpus: Corpus, folder: Path, config: TrainConfig, net_config: SGNNCo
         task = bar.add_task("training", total=steps_per_epoch * config.epochs,
                             completed=steps_per_epoch * start_epoch)
         for epoch in range(start_epoch, config.epochs):
-            rng = np.random.default_rng([config.seed, epoch])
             net.train()
             seen, total = 0, 0.0
-            for batch in _batches(corpus, config, rng):
+            for batch in _batches(source, config, epoch):
                 n = len(batch)
                 out = net(batch.context, batch.mask)
                 loss = net.loss(out, batch.target, batch.target_mask, batch.theta,

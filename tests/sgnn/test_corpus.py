@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgnn.corpus import CachedCorpus, Corpus, CorpusConfig
+from sgnn.corpus import BatchSource, CachedCorpus, Corpus, CorpusConfig
 from sgnn.examples import seir, sir
 
 
@@ -83,3 +83,26 @@ def test_cached_corpus_round_trip(tmp_path) -> None:
 def test_config_rejects_bad_values(bad) -> None:
     with pytest.raises(ValueError, match="CorpusConfig"):
         CorpusConfig(**bad)
+
+
+def test_batch_at_is_a_pure_function_of_seed_and_index() -> None:
+    """The seam parallel producers rely on: any order, any instance, same block."""
+    a, b = _corpus(seed=3), _corpus(seed=3)
+    b.batch(17)                                   # consuming another stream changes nothing
+    late = [b.batch_at(i, 32) for i in (2, 0, 1)]
+    early = [a.batch_at(i, 32) for i in (0, 1, 2)]
+    for x, y in zip(early, [late[1], late[2], late[0]], strict=True):
+        assert torch.equal(x.context, y.context) and torch.equal(x.mask, y.mask)
+        assert torch.equal(torch.nan_to_num(x.theta), torch.nan_to_num(y.theta))
+    assert not torch.equal(early[0].context, early[1].context)
+    assert not torch.equal(early[0].context, _corpus(seed=4).batch_at(0, 32).context)
+    with pytest.raises(ValueError, match="block index"):
+        a.batch_at(-1, 4)
+
+
+def test_cached_corpus_batch_at_is_pure(tmp_path) -> None:
+    path = _corpus(seed=0).save(tmp_path / "c.npz", 100, batch_size=64)
+    one, two = CachedCorpus(path, seed=5), CachedCorpus(path, seed=5)
+    two.batch(10)
+    assert torch.equal(one.batch_at(3, 16).context, two.batch_at(3, 16).context)
+    assert isinstance(one, BatchSource) and isinstance(_corpus(), BatchSource)

@@ -9,7 +9,14 @@ import torch
 from sgnn.corpus import Corpus, CorpusConfig
 from sgnn.examples import seir, sir
 from sgnn.network import SGNN, SGNNConfig, pinball_loss, slog
-from sgnn.train import TrainConfig, evaluate, load_checkpoint, network_config, train
+from sgnn.train import (
+    TrainConfig,
+    epoch_blocks,
+    evaluate,
+    load_checkpoint,
+    network_config,
+    train,
+)
 
 
 def test_pinball_loss_matches_hand_computation() -> None:
@@ -93,3 +100,30 @@ def test_resume_continues_where_it_stopped(tmp_path) -> None:
 def test_load_checkpoint_without_training_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ValueError, match="no trained SGNN"):
         load_checkpoint(tmp_path)
+
+
+class _ElsewhereSource:
+    """Blocks made by a separate corpus instance, out of order and ahead of time: what a
+    pool of workers would hand the trainer. It must train the very same network."""
+
+    def __init__(self, config: TrainConfig, epochs: int) -> None:
+        twin = Corpus([sir()], CorpusConfig(n_context=14, min_context=14, horizon=7, seed=0))
+        plan = [b for e in range(epochs) for b in epoch_blocks(config, e)]
+        self.blocks = {i: twin.batch_at(i, n) for i, n in reversed(plan)}
+
+    def batch_at(self, index: int, size: int):
+        assert len(self.blocks[index]) == size
+        return self.blocks[index]
+
+
+def test_training_from_another_source_of_the_same_blocks_is_identical(tmp_path) -> None:
+    corpus = Corpus([sir()], CorpusConfig(n_context=14, min_context=14, horizon=7, seed=0))
+    cfg = network_config(corpus, d_model=16, n_heads=2, n_layers=1)
+    tc = TrainConfig(simulations=192, epochs=2, batch_size=64, block=128, held_out=32)
+    assert epoch_blocks(tc, 1) == [(2, 128), (3, 64)]
+    here = train(corpus, tmp_path / "a", tc, cfg)
+    there = train(corpus, tmp_path / "b", tc, cfg, source=_ElsewhereSource(tc, 2))
+    assert here.best_val_loss == there.best_val_loss
+    wa = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
+    wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
