@@ -7,9 +7,12 @@ AIC/BIC), standardised residuals for the repair loop, and noisy draws for synthe
 and SGNN corpora.
 
 Everything here is batched over parameter sets: predictions are ``[B, T, O]`` (as
-:class:`~mechanistic.simulate.Simulation.observables`), data is ``[T, O]`` with NaN for a
-missing value, and noise arguments (sympy expressions of parameters and constants) are
-evaluated per sample from ``[B]`` parameter tensors. Missing values contribute nothing.
+:class:`~mechanistic.simulate.Simulation.observables`), data is ``[T, O]`` (one series
+scored under every parameter set, as in a fit) or ``[B, T, O]`` (series ``b`` under
+parameter set ``b``, as when many series are fitted at once, see
+:func:`batched_log_likelihood`), NaN for a missing value, and noise arguments (sympy
+expressions of parameters and constants) are evaluated per sample from ``[B]`` parameter
+tensors. Missing values contribute nothing.
 
 Predictions are clamped where a density needs them positive (Poisson and negative
 binomial means, log-normal medians, at ``TINY``): a simulated epidemic that dips to -1e-9
@@ -34,6 +37,7 @@ from mechanistic.torch_expr import compile_program
 __all__ = [
     "TINY",
     "ObservationModel",
+    "batched_log_likelihood",
     "check_data_support",
     "log_likelihood",
     "pointwise_log_likelihood",
@@ -108,28 +112,35 @@ class ObservationModel:
             raise ModelError(f"predictions must be [batch, time, {len(self.names)}] for "
                              f"observables {self.names}, got {tuple(predictions.shape)}")
         data = torch.as_tensor(data, dtype=predictions.dtype)
-        if data.shape != predictions.shape[1:]:
-            raise DataError(f"data must be [time, observable] = {tuple(predictions.shape[1:])}, "
-                            f"got {tuple(data.shape)}")
+        if data.shape != predictions.shape[1:] and data.shape != predictions.shape:
+            raise DataError(f"data must be [time, observable] = {tuple(predictions.shape[1:])} "
+                            f"or one series per sample, {tuple(predictions.shape)}; got "
+                            f"{tuple(data.shape)}")
         return data, predictions.shape[0]
 
     # -------------------------------------------------------------- likelihoods
     def pointwise(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
                   params: Mapping[str, Any]) -> torch.Tensor:
-        """Log-density of every data point, ``[B, T, O]``; 0 where the data is missing."""
+        """Log-density of every data point, ``[B, T, O]``; 0 where the data is missing.
+
+        ``data`` is ``[T, O]`` (shared by all samples) or ``[B, T, O]`` (one per sample).
+        """
         data, batch = self._check(predictions, data)
         observed = ~torch.isnan(data)
         y = torch.where(observed, data, torch.ones_like(data))  # a harmless stand-in
         columns = []
         for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
                                               strict=True)):
-            columns.append(_log_density(noise, predictions[..., j], y[:, j], args))
+            columns.append(_log_density(noise, predictions[..., j], y[..., j], args))
         logp = torch.stack(columns, dim=-1)
         return torch.where(observed, logp, torch.zeros_like(logp))
 
     def log_likelihood(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
                        params: Mapping[str, Any]) -> torch.Tensor:
-        """Total log-likelihood per sample, ``[B]``, over the non-missing data points."""
+        """Total log-likelihood per sample, ``[B]``, over the non-missing data points.
+
+        ``data`` is ``[T, O]`` (shared) or ``[B, T, O]`` (series ``b`` under sample ``b``).
+        """
         return self.pointwise(predictions, data, params).sum(dim=(1, 2))
 
     def residuals(self, predictions: torch.Tensor, data: torch.Tensor | np.ndarray,
@@ -140,7 +151,7 @@ class ObservationModel:
         columns = []
         for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
                                               strict=True)):
-            columns.append(_standardised(noise, predictions[..., j], data[:, j], args))
+            columns.append(_standardised(noise, predictions[..., j], data[..., j], args))
         return torch.stack(columns, dim=-1)
 
     # ----------------------------------------------------------------- sampling
@@ -162,7 +173,7 @@ class ObservationModel:
 
 def _log_density(noise: Noise, f: torch.Tensor, y: torch.Tensor,
                  args: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Exact normalised log-density of ``y`` [T] given predictions ``f`` [B, T]."""
+    """Exact normalised log-density of ``y`` ([T] or [B, T]) given predictions ``f`` [B, T]."""
     if isinstance(noise, Gaussian | PropAdd):
         if isinstance(noise, Gaussian):
             sd = args["sigma"]
@@ -256,6 +267,27 @@ def log_likelihood(model: Model, predictions: torch.Tensor, data: torch.Tensor |
                    params: Mapping[str, Any]) -> torch.Tensor:
     """Log-likelihood per sample ``[B]`` of data ``[T, O]`` (NaN = missing) given
     predictions ``[B, T, O]`` and parameters (name -> ``[B]`` tensor or number)."""
+    return ObservationModel(model, predictions.dtype).log_likelihood(predictions, data, params)
+
+
+def batched_log_likelihood(model: Model, predictions: torch.Tensor,
+                           data: torch.Tensor | np.ndarray,
+                           params: Mapping[str, Any]) -> torch.Tensor:
+    """Log-likelihood ``[B]`` of series ``b`` of ``data [B, T, O]`` given predictions ``b``.
+
+    For fitting many series at once (one simulator call for all series and starts, as
+    the SGNN's maximum-likelihood referee does): row ``b`` of the data is scored only
+    under parameter set ``b``. NaN marks a missing value and contributes nothing; the
+    densities are the exact normalised ones of :meth:`ObservationModel.pointwise`, so
+    values are comparable across structures (AIC). Differentiable in ``predictions``
+    and ``params``. For repeated calls build one :class:`ObservationModel` and call its
+    ``log_likelihood`` with ``[B, T, O]`` data: it compiles the noise arguments once.
+    """
+    predictions = torch.as_tensor(predictions)
+    data = torch.as_tensor(data, dtype=predictions.dtype)
+    if data.ndim != 3 or data.shape != predictions.shape:
+        raise DataError(f"batched data must be one series per prediction, "
+                        f"{tuple(predictions.shape)}; got {tuple(data.shape)}")
     return ObservationModel(model, predictions.dtype).log_likelihood(predictions, data, params)
 
 

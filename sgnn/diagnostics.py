@@ -21,7 +21,7 @@ import torch
 
 from mechanistic.fit import ParameterTransform
 from mechanistic.model import Model
-from mechanistic.observation import ObservationModel, _log_density
+from mechanistic.observation import ObservationModel
 from mechanistic.simulate import RK4, compile_model
 from sgnn.corpus import Batch
 from sgnn.network import slog
@@ -86,12 +86,23 @@ def calibration(checkpoint: Checkpoint, n: int = 2000, seed: int = HELD_OUT_SEED
 
 @dataclass
 class MLEResult:
-    """Best fit per series: parameters ``[N, P]``, log-likelihood and AIC ``[N]``."""
+    """Best fit per series: parameters ``[N, P]``, log-likelihood and AIC ``[N]``.
+
+    ``agreeing [N]`` counts the starts that ended within 0.5 log-likelihood units of the
+    best one: with several starts agreeing, the optimum is probably global; with one
+    alone it may be luck (or the others stuck), and AIC on it deserves less trust.
+    """
 
     params: np.ndarray
     log_likelihood: np.ndarray
     aic: np.ndarray
     names: list[str]
+    agreeing: np.ndarray | None = None
+
+    @property
+    def converged_fraction(self) -> float:
+        """Share of series whose best optimum at least two starts reached."""
+        return float("nan") if self.agreeing is None else float((self.agreeing >= 2).mean())
 
 
 def batched_mle(model: Model, times: np.ndarray, data: np.ndarray, *, starts: int = 6,
@@ -114,32 +125,33 @@ def batched_mle(model: Model, times: np.ndarray, data: np.ndarray, *, starts: in
     u0 = np.stack([tr.inverse(model.params_[n].prior.sample(rng, n_series * starts))
                    for n, tr in zip(names, transforms, strict=True)], axis=1)
     u = torch.tensor(u0, dtype=torch_dtype, requires_grad=True)
-    y = torch.as_tensor(np.repeat(data, starts, axis=0), dtype=torch_dtype)
-    observed = ~torch.isnan(y)
-    y = torch.where(observed, y, torch.ones_like(y))
-    cols = [model.observable_names.index(o) for o in (observables or model.observable_names)]
+    # The data as the model's observables (absent columns all missing), one row per start.
+    full = np.full(data.shape[:2] + (len(model.observable_names),), np.nan)
+    for j, name in enumerate(observables or model.observable_names):
+        full[..., model.observable_names.index(name)] = data[..., j]
+    y = torch.as_tensor(np.repeat(full, starts, axis=0), dtype=torch_dtype)
+    n_points = max(1, int((~torch.isnan(y)).sum()))
     solver = RK4(solver_dt)
 
     def loglik(u: torch.Tensor) -> torch.Tensor:
         params = {n: tr.forward(u[:, i]) for i, (n, tr) in enumerate(zip(names, transforms,
                                                                        strict=True))}
         sim = compiled.simulate(params, times, solver=solver, t0=t0)
-        args = noise.noise_arguments(params, u.shape[0])
-        total = torch.zeros(u.shape[0], dtype=torch_dtype)
-        for j, c in enumerate(cols):
-            logp = _log_density(noise.noises[c], sim.observables[..., c], y[..., j], args[c])
-            total = total + torch.where(observed[..., j], logp, torch.zeros_like(logp)).sum(1)
+        total = noise.log_likelihood(sim.observables, y, params)
         return torch.where(torch.isfinite(total), total, torch.full_like(total, -1e12))
 
     opt = torch.optim.Adam([u], lr=lr)
+    # Large steps to travel, small ones to settle: the final AIC needs the optimum itself.
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 50)
     for _ in range(steps):
         ll = loglik(u)
-        loss = -ll.sum() / max(1, int(observed.sum()))
+        loss = -ll.sum() / n_points
         opt.zero_grad()
         loss.backward()
         if u.grad is not None:
             u.grad.nan_to_num_(0.0)
         opt.step()
+        sched.step()
         with torch.no_grad():
             u.clamp_(-12, 12)
     with torch.no_grad():
@@ -149,7 +161,8 @@ def batched_mle(model: Model, times: np.ndarray, data: np.ndarray, *, starts: in
     natural = np.stack([tr.forward(best_u[:, i]).numpy() for i, tr in enumerate(transforms)],
                        axis=1) if names else np.zeros((n_series, 0))
     best_ll = ll[torch.arange(n_series), best].numpy()
-    return MLEResult(natural, best_ll, 2 * len(names) - 2 * best_ll, names)
+    agreeing = (ll >= ll.max(dim=1, keepdim=True).values - 0.5).sum(dim=1).numpy()
+    return MLEResult(natural, best_ll, 2 * len(names) - 2 * best_ll, names, agreeing)
 
 
 def compare_with_mle(checkpoint: Checkpoint, n: int = 60, seed: int = HELD_OUT_SEED,
@@ -166,10 +179,12 @@ def compare_with_mle(checkpoint: Checkpoint, n: int = 60, seed: int = HELD_OUT_S
     sgnn_choice = out["logits"].argmax(-1).numpy()
     times = cfg.dt * (cfg.max_delay + np.arange(cfg.n_context))
     data = np.where(batch.mask.numpy() > 0, batch.context.numpy(), np.nan)
-    aics = []
-    for model in corpus.models:
-        aics.append(batched_mle(model, times, data, solver_dt=cfg.solver_dt,
-                                observables=corpus.observables, **mle).aic)
+    aics, converged = [], {}
+    for name, model in zip(corpus.names, corpus.models, strict=True):
+        fit = batched_mle(model, times, data, solver_dt=cfg.solver_dt,
+                          observables=corpus.observables, **mle)
+        aics.append(fit.aic)
+        converged[name] = fit.converged_fraction
     aic = np.stack(aics, axis=1)
     aic = np.where(np.isfinite(aic), aic, math.inf)
     aic_choice = aic.argmin(axis=1)
@@ -182,6 +197,7 @@ def compare_with_mle(checkpoint: Checkpoint, n: int = 60, seed: int = HELD_OUT_S
         "aic_error": float((aic_choice != truth).mean()),
         "sgnn_confusion": _confusion(truth, sgnn_choice, k),
         "aic_confusion": _confusion(truth, aic_choice, k),
+        "mle_starts_agree_fraction": converged,
     }
 
 
