@@ -1,0 +1,476 @@
+"""The agents a benchmark compares, behind one small seam: ``make_agent(name).run(...)``.
+
+Every agent sees the same thing a scientist would hand over (the task's description and
+its rows up to ``validate_until``; the test window never) and returns an
+:class:`AgentOutcome`: a forecast of every observed column on ``task.times``, one
+counterfactual trajectory per what-if question, its translation of each question, and
+comparable parameters keyed by role. What the agent could not do is data, not an
+exception: an agent without a valid simulator returns ``valid=False`` with the reason,
+so one bad job never stops a benchmark.
+
+The agents, and why each is there:
+
+* ``library`` - the offline search (library proposer, propose -> repair -> refine,
+  best-first) under the budget: the system under test without an LLM.
+* ``llm`` - the same search with an LLM proposer (langchain, any provider or any
+  OpenAI-compatible URL, from :class:`LLMSettings`).
+* ``zero-shot`` - one library proposal, no repair, no search: what structure search adds.
+* ``repair-only`` - one library proposal with up to two repairs, no refinement: what the
+  refinement tree adds on top of fixing broken code.
+* ``neural`` - a purely neural forecaster (:mod:`evals.neural`), no mechanism: what a
+  mechanism buys, especially for counterfactuals.
+* ``oracle`` - the true structure (wide priors) fitted on the same training window: the
+  ceiling that a perfect structure search reaches with the same data and fit settings.
+* ``wrong`` - a deliberately misspecified structure fitted the same way: a sanity floor
+  the metrics must separate from the oracle.
+
+Counterfactuals of search agents are their own translation of the plain-language
+question (``proposer.intervention``) simulated with their best fit; the oracle and the
+wrong structure get the ground-truth interventions (the wrong one only where its names
+exist), so they measure structure, not translation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from agent.core import Proposer, TrajectoryLog
+from agent.loop import Search, SearchConfig
+from mechanistic.errors import ModelError
+from mechanistic.fit import FitConfig, FitResult, fit_model
+from mechanistic.interventions import Intervention, validate_interventions
+from mechanistic.model import Model
+from sandbox.spec import Sandbox
+
+if TYPE_CHECKING:
+    from evals.task import BenchTask
+
+__all__ = [
+    "AGENTS",
+    "AgentOutcome",
+    "BenchAgent",
+    "Budget",
+    "LLMSettings",
+    "applicable",
+    "failed",
+    "make_agent",
+]
+
+AGENTS = ("library", "zero-shot", "repair-only", "llm", "neural", "oracle", "wrong")
+
+_DEFAULT_FIT = FitConfig(starts=3, adam_steps=100, lbfgs_steps=30, polish_starts=1)
+
+
+# ------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class Budget:
+    """What one agent may spend on one task; the same budget for every agent in a run."""
+
+    max_seconds: float = 300.0
+    max_nodes: int = 5
+    fit: FitConfig = _DEFAULT_FIT
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_seconds, int | float) and math.isfinite(self.max_seconds)
+                and self.max_seconds > 0):
+            raise ValueError(f"Budget.max_seconds must be a positive number, "
+                             f"got {self.max_seconds!r}")
+        if not isinstance(self.max_nodes, int) or isinstance(self.max_nodes, bool) \
+                or self.max_nodes < 1:
+            raise ValueError(f"Budget.max_nodes must be an integer >= 1, got {self.max_nodes!r}")
+        if not isinstance(self.fit, FitConfig):
+            raise ValueError(f"Budget.fit must be a FitConfig, got {type(self.fit).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_seconds": self.max_seconds, "max_nodes": self.max_nodes,
+                "fit": self.fit.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Budget:
+        unknown = set(data) - {"max_seconds", "max_nodes", "fit"}
+        if unknown:
+            raise ValueError(f"Budget: unknown field(s) {sorted(unknown)}")
+        fit = dict(data.get("fit") or {})
+        if fit.get("solver") is not None:
+            raise ValueError("Budget.fit.solver: only the automatic solver (null) is supported")
+        fit.pop("solver", None)
+        try:
+            fit_config = FitConfig(**fit) if fit else _DEFAULT_FIT
+        except TypeError as exc:
+            raise ValueError(f"Budget.fit: {exc}") from None
+        return cls(max_seconds=float(data.get("max_seconds", 300.0)),
+                   max_nodes=int(data.get("max_nodes", 5)), fit=fit_config)
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Which chat model the ``llm`` agent talks to.
+
+    ``base_url`` set: any OpenAI-compatible endpoint, ``model`` is its model name and the
+    key is read from ``$api_key_env``. ``base_url`` unset: ``model`` is a langchain
+    ``provider:model`` spec (``openai:gpt-4o``, ``anthropic:claude-sonnet-4-5``).
+    """
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float | None = 0.7
+    max_tokens: int | None = 8192
+    timeout_s: float | None = 180.0
+    prompt_version: str = "v1"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError("LLMSettings.model: name the model, e.g. 'openai:gpt-4o' or, with "
+                             "base_url, the served model's name")
+        if self.base_url is None and ":" not in self.model:
+            raise ValueError(f"LLMSettings.model: without base_url the model is a "
+                             f"'provider:model' spec, got {self.model!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "base_url": self.base_url,
+                "api_key_env": self.api_key_env, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "timeout_s": self.timeout_s,
+                "prompt_version": self.prompt_version}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LLMSettings:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"LLMSettings: unknown field(s) {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+# ----------------------------------------------------------------------------- outcome
+Series = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class AgentOutcome:
+    """What one agent produced on one task and seed; failures are ``valid=False`` + reason.
+
+    ``forecast`` and every entry of ``counterfactuals`` hold the predicted noise-free
+    observed means on ``task.times`` per observed column (None: nothing to offer).
+    ``detail`` carries agent-specific notes (stop reason, best node, why a question could
+    not be translated) for the report; metrics never read it.
+    """
+
+    agent: str
+    valid: bool
+    reason: str
+    structure: str | None
+    nodes: int
+    valid_nodes: int
+    repairs: int
+    llm_calls: int
+    tokens: int
+    wall_s: float
+    forecast: Series | None
+    counterfactuals: tuple[Series | None, ...]
+    interventions: tuple[list[dict], ...]
+    params: dict[str, float]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.valid, bool):
+            raise ValueError(f"AgentOutcome.valid must be a bool, got {self.valid!r}")
+        if not self.valid and not self.reason:
+            raise ValueError("AgentOutcome.reason: an invalid outcome must say why")
+        for name in ("nodes", "valid_nodes", "repairs", "llm_calls", "tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"AgentOutcome.{name} must be an integer >= 0, got {value!r}")
+        if self.valid_nodes > self.nodes:
+            raise ValueError("AgentOutcome.valid_nodes cannot exceed nodes")
+        if len(self.interventions) != len(self.counterfactuals):
+            raise ValueError("AgentOutcome.interventions: one entry per counterfactual")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: arrays become lists, non-finite numbers null."""
+        return {
+            "agent": self.agent, "valid": self.valid, "reason": self.reason,
+            "structure": self.structure, "nodes": self.nodes, "valid_nodes": self.valid_nodes,
+            "repairs": self.repairs, "llm_calls": self.llm_calls, "tokens": self.tokens,
+            "wall_s": round(self.wall_s, 3), "forecast": _series_json(self.forecast),
+            "counterfactuals": [_series_json(c) for c in self.counterfactuals],
+            "interventions": [list(i) for i in self.interventions],
+            "params": {k: _num_json(v) for k, v in self.params.items()},
+            "detail": _jsonable(self.detail),
+        }
+
+
+def _num_json(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _series_json(series: Series | None) -> dict[str, list[float | None]] | None:
+    if series is None:
+        return None
+    return {k: [_num_json(v) for v in np.asarray(a, dtype=float)] for k, a in series.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return _num_json(value)
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    return str(value)
+
+
+def failed(agent: str, task: BenchTask, reason: str, started: float,
+           **counts: Any) -> AgentOutcome:
+    """An outcome for an agent that produced no valid simulator."""
+    n = len(task.counterfactuals)
+    return AgentOutcome(
+        agent=agent, valid=False, reason=reason, structure=counts.pop("structure", None),
+        nodes=counts.pop("nodes", 0), valid_nodes=counts.pop("valid_nodes", 0),
+        repairs=counts.pop("repairs", 0), llm_calls=counts.pop("llm_calls", 0),
+        tokens=counts.pop("tokens", 0), wall_s=time.perf_counter() - started,
+        forecast=None, counterfactuals=(None,) * n, interventions=([],) * n, params={},
+        detail=counts.pop("detail", {}))
+
+
+# ------------------------------------------------------------------------------ seam
+class BenchAgent(Protocol):
+    """One contender. ``run`` never raises for the agent's own failures."""
+
+    name: str
+
+    def run(self, task: BenchTask, seed: int, budget: Budget, sandbox: Sandbox | None,
+            workdir: Path) -> AgentOutcome:
+        ...
+
+
+def applicable(agent: str, task: BenchTask) -> bool:
+    """Whether ``agent`` can run on ``task``: the oracle needs the truth, ``wrong`` a
+    misspecified structure; everything else runs everywhere (on real-data tasks only the
+    forecast is scored)."""
+    if agent not in AGENTS:
+        raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
+    if agent == "oracle":
+        return task.truth_model is not None
+    if agent == "wrong":
+        return task.wrong_model is not None
+    return True
+
+
+def make_agent(name: str, llm: LLMSettings | Mapping[str, Any] | None = None) -> BenchAgent:
+    """The agent called ``name``; ValueError for an unknown name or an unconfigured LLM."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
+    if name == "llm":
+        if llm is None:
+            raise ValueError("the llm agent needs a chat model: give --llm-model (a "
+                             "'provider:model' spec, or a model name with --base-url)")
+        settings = llm if isinstance(llm, LLMSettings) else LLMSettings.from_dict(llm)
+        return SearchAgent("llm", _llm_factory(settings), _full_search)
+    if name == "library":
+        return SearchAgent("library", _library_factory, _full_search)
+    if name == "zero-shot":
+        return SearchAgent("zero-shot", _library_factory, _zero_shot)
+    if name == "repair-only":
+        return SearchAgent("repair-only", _library_factory, _repair_only)
+    if name == "neural":
+        from evals.neural import NeuralAgent
+
+        return NeuralAgent()
+    if name == "oracle":
+        return StructureAgent("oracle")
+    return StructureAgent("wrong")
+
+
+# ------------------------------------------------------------------------ search agents
+ProposerFactory = Callable[[int, Path], Proposer]
+ConfigFactory = Callable[[Budget, int], SearchConfig]
+
+
+def _full_search(budget: Budget, seed: int) -> SearchConfig:
+    return SearchConfig(initial=3, max_nodes=budget.max_nodes, refinements=1, max_repairs=1,
+                        max_seconds=budget.max_seconds, fit=budget.fit, seed=seed)
+
+
+def _zero_shot(budget: Budget, seed: int) -> SearchConfig:
+    return SearchConfig(initial=1, max_nodes=1, max_repairs=0, expand=False,
+                        max_seconds=budget.max_seconds, fit=budget.fit, seed=seed)
+
+
+def _repair_only(budget: Budget, seed: int) -> SearchConfig:
+    return SearchConfig(initial=1, max_nodes=min(3, budget.max_nodes), max_repairs=2,
+                        expand=False, max_seconds=budget.max_seconds, fit=budget.fit,
+                        seed=seed)
+
+
+def _library_factory(seed: int, workdir: Path) -> Proposer:
+    from agent.library import LibraryProposer
+
+    return LibraryProposer(seed)
+
+
+def _llm_factory(settings: LLMSettings) -> ProposerFactory:
+    def build(seed: int, workdir: Path) -> Proposer:
+        from agent.llm import ChatSettings, LLMProposer
+
+        chat = ChatSettings(temperature=settings.temperature, max_tokens=settings.max_tokens,
+                            timeout_s=settings.timeout_s, seed=seed)
+        log = TrajectoryLog(workdir / "trajectory.jsonl")
+        if settings.base_url:
+            return LLMProposer.from_base_url(settings.base_url, settings.model,
+                                             settings.api_key_env, settings=chat, log=log,
+                                             prompt_version=settings.prompt_version)
+        return LLMProposer.from_spec(settings.model, settings=chat, log=log,
+                                     prompt_version=settings.prompt_version)
+    return build
+
+
+@dataclass(frozen=True)
+class SearchAgent:
+    """A proposer driven by :class:`agent.loop.Search`; the configs above set its breadth."""
+
+    name: str
+    proposer_factory: ProposerFactory
+    config: ConfigFactory
+
+    def run(self, task: BenchTask, seed: int, budget: Budget, sandbox: Sandbox | None,
+            workdir: Path) -> AgentOutcome:
+        started = time.perf_counter()
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            proposer = self.proposer_factory(seed, workdir)
+        except ValueError as exc:  # an unconfigured LLM: say so, as data
+            return failed(self.name, task, f"cannot build the proposer: {exc}", started)
+        agent_task = task.agent_task(seed)
+        owned = None
+        try:
+            if sandbox is None:
+                from sandbox.auto import open_sandbox
+
+                sandbox = owned = open_sandbox()
+            search = Search(agent_task, proposer, self.config(budget, seed), sandbox=sandbox,
+                            log=TrajectoryLog(workdir / "trajectory.jsonl"))
+            result = search.run()
+        except Exception as exc:  # a dead sandbox or LLM endpoint: this job failed, as data
+            return failed(self.name, task, f"search failed: {type(exc).__name__}: {exc}",
+                          started, llm_calls=proposer.usage.llm_calls,
+                          tokens=proposer.usage.tokens,
+                          detail={"traceback": traceback.format_exc(limit=4)})
+        finally:
+            if owned is not None:
+                owned.close()
+        nodes = result.nodes
+        counts = {"nodes": len(nodes), "valid_nodes": sum(n.ok for n in nodes),
+                  "repairs": sum(n.candidate.origin == "repair" for n in nodes)}
+        detail: dict[str, Any] = {"stop_reason": result.stop_reason,
+                                  "ranked": [[n.candidate.structure, n.validation_error]
+                                             for n in result.ranked]}
+        best = result.best
+        if best is None or best.fit_result is None:
+            return failed(self.name, task, f"no valid simulator: {result.stop_reason}",
+                          started, llm_calls=proposer.usage.llm_calls,
+                          tokens=proposer.usage.tokens, detail=detail, **counts)
+        fit = best.fit_result
+        detail["best"] = best.id
+        forecast = _observed(fit, task, ())
+        cfs: list[Series | None] = []
+        items_json: list[list[dict]] = []
+        problems: list[str | None] = []
+        for cf in task.counterfactuals:
+            try:
+                items = proposer.intervention(agent_task, best.candidate,
+                                              best.model_json or "", cf.question)
+                cfs.append(_observed(fit, task, items))
+                items_json.append([i.to_dict() for i in items])
+                problems.append(None)
+            except Exception as exc:  # an untranslatable question is a result, not a crash
+                cfs.append(None)
+                items_json.append([])
+                problems.append(f"{type(exc).__name__}: {exc}")
+        detail["cf_problems"] = problems
+        roles = dict(best.candidate.roles)
+        params = {role: fit.params[roles[role]] for role in task.recover
+                  if roles.get(role) in fit.params}
+        return AgentOutcome(
+            agent=self.name, valid=True, reason="", structure=best.candidate.structure,
+            llm_calls=proposer.usage.llm_calls, tokens=proposer.usage.tokens,
+            wall_s=time.perf_counter() - started, forecast=forecast,
+            counterfactuals=tuple(cfs), interventions=tuple(items_json), params=params,
+            detail=detail, **counts)
+
+
+# --------------------------------------------------------------------- structure agents
+def fit_structure(model: Model, task: BenchTask, seed: int, config: FitConfig) -> FitResult:
+    """``model`` fitted like an agent's candidate: rows ``t <= train_until`` fitted, the
+    validation rows scored, the test rows never seen, the study's conditions applied."""
+    data = task.agent_task(seed).data
+    data, _ = data.split(task.validate_until)
+    return fit_model(model, data, replace(config, seed=seed), train_until=task.train_until,
+                     interventions=task.conditions)
+
+
+def _observed(fit: FitResult, task: BenchTask,
+              interventions: Sequence[Intervention]) -> Series:
+    sim = fit.simulate(task.times, interventions=interventions)
+    out = {}
+    for col in task.observed:
+        values = sim.observable(col)[0].detach().numpy().astype(float)
+        out[col] = values
+    return out
+
+
+@dataclass(frozen=True)
+class StructureAgent:
+    """A fixed structure fitted once: the truth's (``oracle``) or ``task.wrong_model``.
+
+    Both answer counterfactuals with the ground-truth interventions, so their cf error is
+    the structure's error alone; ``wrong`` answers None where a name it would need is
+    missing from its model.
+    """
+
+    name: str
+
+    def run(self, task: BenchTask, seed: int, budget: Budget, sandbox: Sandbox | None,
+            workdir: Path) -> AgentOutcome:
+        started = time.perf_counter()
+        model = task.truth_model if self.name == "oracle" else task.wrong_model
+        if model is None:
+            return failed(self.name, task, f"the task has no {self.name} structure", started)
+        try:
+            fit = fit_structure(model, task, seed, budget.fit)
+        except Exception as exc:  # a fit failure of the fixed structure is a result too
+            return failed(self.name, task, f"fit failed: {type(exc).__name__}: {exc}",
+                          started, structure=model.name, nodes=1)
+        if not math.isfinite(fit.log_likelihood):
+            return failed(self.name, task, f"no finite likelihood: {fit.message}", started,
+                          structure=model.name, nodes=1)
+        cfs: list[Series | None] = []
+        items_json: list[list[dict]] = []
+        for cf in task.counterfactuals:
+            try:
+                validate_interventions(model, cf.interventions)
+            except ModelError:
+                cfs.append(None)
+                items_json.append([])
+                continue
+            cfs.append(_observed(fit, task, [*task.conditions, *cf.interventions]))
+            items_json.append([i.to_dict() for i in cf.interventions])
+        params = {role: fit.params[name] for role, name in task.recover.items()
+                  if name in fit.params}
+        return AgentOutcome(
+            agent=self.name, valid=True, reason="", structure=model.name, nodes=1,
+            valid_nodes=1, repairs=0, llm_calls=0, tokens=0,
+            wall_s=time.perf_counter() - started,
+            forecast=_observed(fit, task, task.conditions), counterfactuals=tuple(cfs),
+            interventions=tuple(items_json), params=params,
+            detail={"fit_params": dict(fit.params), "validation_error": fit.validation_error})
