@@ -30,8 +30,9 @@ import numpy as np
 
 from evals.runner import read_results, write_json
 
-__all__ = ["METRICS", "Metric", "aggregate", "bootstrap", "leaderboard_markdown",
-           "timing_markdown", "write_leaderboard"]
+__all__ = ["COMPACT", "METRICS", "METRIC_BY_KEY", "STATUSES", "TIMING", "Metric",
+           "aggregate", "bootstrap", "cell_text", "leaderboard_markdown", "timing_markdown",
+           "write_leaderboard"]
 
 RESAMPLES = 2000
 
@@ -66,7 +67,7 @@ COMPACT = ("valid", "forecast_skill", "forecast_nrmse_truth", "param_error", "cf
 TIMING = (Metric("wall_s", "agent wall s", "Timing"), Metric("job_wall_s", "job wall s",
                                                               "Timing"))
 STATUSES = ("ok", "invalid", "error", "timeout")
-_BY_KEY = {m.key: m for m in (*METRICS, *TIMING)}
+METRIC_BY_KEY = {m.key: m for m in (*METRICS, *TIMING)}
 
 
 def _round(x: float) -> float:
@@ -164,7 +165,8 @@ def _md(text: Any) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _cell(summary: Mapping[str, Any] | None, metric: Metric) -> str:
+def cell_text(summary: Mapping[str, Any] | None, metric: Metric) -> str:
+    """``mean [lo, hi] (n)``, percentages for rates, ``-`` when there is no value."""
     if summary is None:
         return "-"
     if metric.percent:
@@ -175,7 +177,7 @@ def _cell(summary: Mapping[str, Any] | None, metric: Metric) -> str:
 
 def _table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
            counts: bool = False) -> list[str]:
-    head = ["agent"] + (["jobs", *STATUSES] if counts else []) + [_BY_KEY[k].label
+    head = ["agent"] + (["jobs", *STATUSES] if counts else []) + [METRIC_BY_KEY[k].label
                                                                      for k in keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for agent, summary in rows.items():
@@ -183,7 +185,7 @@ def _table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
         if counts:
             cells += [str(summary["jobs"])] + [str(summary["status"].get(s, 0))
                                                for s in STATUSES]
-        cells += [_cell(summary["metrics"].get(k), _BY_KEY[k]) for k in keys]
+        cells += [cell_text(summary["metrics"].get(k), METRIC_BY_KEY[k]) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

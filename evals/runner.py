@@ -258,7 +258,9 @@ def make_manifest(tasks: Iterable[BenchTask], agents: Sequence[str], seeds: Sequ
                   budget: Budget, **extra: Any) -> dict[str, Any]:
     """What a run folder was asked to run, with the software that ran it."""
     return {"tasks": {t.name: {"domain": t.domain, "difficulty": t.difficulty,
-                               "variant": t.variant, "tags": list(t.tags)}
+                               "variant": t.variant, "tags": list(t.tags),
+                               "observed": list(t.observed), "hidden": list(t.hidden),
+                               "time_unit": t.time_unit, "description": t.description}
                       for t in sorted(tasks, key=lambda t: t.name)},
             "agents": list(agents), "seeds": sorted(int(s) for s in seeds),
             "budget": budget.to_dict() if hasattr(budget, "to_dict") else

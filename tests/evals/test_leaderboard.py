@@ -49,7 +49,7 @@ def test_means_counts_and_intervals_match_hand_computation() -> None:
     skill = oracle["metrics"]["forecast_skill"]
     assert skill["mean"] == pytest.approx((0.5 + 0.7 + 0.9) / 3) and skill["n"] == 3
     assert skill["lo"] <= skill["mean"] <= skill["hi"]
-    assert 0.5 <= skill["lo"] and skill["hi"] <= 0.9
+    assert skill["lo"] >= 0.5 and skill["hi"] <= 0.9
     assert oracle["metrics"]["cf_error"]["mean"] == pytest.approx(0.2)
     assert oracle["metrics"]["valid"]["mean"] == pytest.approx(0.75)
     assert oracle["metrics"]["param_error"] is None
