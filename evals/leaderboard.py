@@ -267,7 +267,7 @@ def write_leaderboard(out: str | Path, manifest: Mapping[str, Any] | None = None
     files = {"results": folder / "results.json", "leaderboard": folder / "leaderboard.md",
              "timing": folder / "timing.md"}
     write_json(files["results"], {"manifest": manifest, "scores": scores, "timing": timing,
-                                  "jobs": [_job_row(r) for r in results]})
+                                  "jobs": [_job_row(r) for r in results]}, sort_keys=False)
     files["leaderboard"].write_text(leaderboard_markdown(scores, manifest), encoding="utf-8")
     files["timing"].write_text(timing_markdown(timing, results), encoding="utf-8")
     return files

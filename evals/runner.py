@@ -80,10 +80,12 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def write_json(path: Path, data: Any, indent: int | None = 1) -> Path:
+def write_json(path: Path, data: Any, indent: int | None = 1, sort_keys: bool = True) -> Path:
     """Write JSON atomically (temp file in the folder, then ``os.replace``): a reader or a
-    resumed run sees the old file or the whole new one, never half of one."""
-    text = json.dumps(jsonable(data), indent=indent, allow_nan=False, sort_keys=True) + "\n"
+    resumed run sees the old file or the whole new one, never half of one. ``sort_keys``
+    False keeps an order that means something (agents in the order they were asked for)."""
+    text = json.dumps(jsonable(data), indent=indent, allow_nan=False,
+                      sort_keys=sort_keys) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

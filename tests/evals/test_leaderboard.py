@@ -100,3 +100,45 @@ def test_leaderboard_is_byte_identical_for_the_same_results_and_keeps_timing_apa
 def test_no_results_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no job results"):
         write_leaderboard(tmp_path, MANIFEST)
+
+
+EVIL = '</script><img src=x onerror="alert(1)">$x_$'
+
+
+def _series(shift: float, question: str) -> dict[str, Any]:
+    t = [float(i) for i in range(20)]
+    truth = [10.0 + i for i in range(20)]
+    return {"t": t, "observed": {"cases": [v + 0.5 if i != 3 else None
+                                           for i, v in enumerate(truth)]},
+            "truth": {"cases": truth}, "forecast": {"cases": [v + shift for v in truth]},
+            "counterfactuals": [{"question": question, "from": 12.0,
+                                 "truth": {"cases": [v / 2 for v in truth]},
+                                 "agent": {"cases": [v / 2 + shift for v in truth]},
+                                 "answered": shift < 1}],
+            "windows": {"train_until": 10.0, "validate_until": 15.0}}
+
+
+def test_report_is_self_contained_escaped_and_has_the_plots(tmp_path: Path) -> None:
+    from evals.report import write_report
+    from evals.runner import write_json, write_result
+
+    manifest = {"agents": ["oracle", EVIL], "seeds": [0], "budget": {"max_seconds": 5},
+                "tasks": {EVIL: {"domain": EVIL, "description": EVIL, "observed": ["cases"]}}}
+    write_json(tmp_path / "bench.json", manifest)
+    for agent, shift in (("oracle", 0.2), (EVIL, 3.0)):
+        result = _result(EVIL, agent, 0, forecast_skill=shift, cf_error=shift)
+        result["key"] = f"evil__{'o' if agent == 'oracle' else 'e'}__s0"
+        result["series"] = _series(shift, EVIL)
+        write_result(tmp_path, result)
+    failed = _result(EVIL, "oracle", 1, "error")
+    failed.update(key="evil__o__s1", reason=EVIL)
+    write_result(tmp_path, failed)
+    path = write_report(tmp_path)
+    html = path.read_text()
+    assert EVIL not in html and "<script" not in html.lower()
+    assert "onerror=" not in html.replace("onerror=&quot;", "")
+    assert "&lt;/script&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert html.count("data:image/png;base64,") == 2  # the forecast and the counterfactual
+    assert 'http-equiv="Content-Security-Policy"' in html
+    assert "src=\"http" not in html and "href=\"http" not in html
+    assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "results.json").is_file()
