@@ -2,7 +2,8 @@
 
 ``corpus`` draws degraded simulations, ``network`` is the encoder with forecast, parameter
 and structure heads, ``train`` fits and checkpoints it, ``predict`` and ``attribute`` apply
-it to observations, ``diagnostics`` checks calibration and referees against maximum
+it to observations, ``counterfactual`` simulates the posterior draws it gives under an
+intervention, ``diagnostics`` checks calibration and referees against maximum
 likelihood and AIC. Depends on ``mechanistic`` only; nothing is imported here, so
 importing the package costs nothing.
 """

@@ -67,6 +67,22 @@ def test_train_predict_attribute_write_under_run_sgnn(trained_run: Path) -> None
                ["neighbours"]) == 5
 
 
+def test_counterfactual_writes_bands_from_an_intervention_file(trained_run: Path) -> None:
+    spec = trained_run / "halve.json"
+    spec.write_text(json.dumps([{"kind": "scale", "target": "beta", "factor": 0.5,
+                                 "start": 25}]))
+    result = _invoke("sgnn", "counterfactual", trained_run, "--data", trained_run / "data.csv",
+                     "--intervention", spec, "--draws", 20)
+    assert result.exit_code == 0, result.output
+    assert "effect median" in result.output
+    got = json.loads((trained_run / "sgnn" / "counterfactual.json").read_text())
+    assert got["n_draws"] == 20 and got["interventions"][0]["factor"] == 0.5
+    assert (trained_run / "sgnn" / "counterfactual.csv").is_file()
+    spec.write_text(json.dumps([{"kind": "scale", "target": "nope", "factor": 0.5}]))
+    _one_line_error(_invoke("sgnn", "counterfactual", trained_run, "--data",
+                            trained_run / "data.csv", "--intervention", spec), "nope")
+
+
 def test_review_restricts_to_approved(tmp_path: Path) -> None:
     from workbench.commands_sgnn import select_candidates
 
