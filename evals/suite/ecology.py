@@ -1,0 +1,220 @@
+"""Population dynamics: prey and predators with a saturating (Holling type II) functional
+response, and a three-level plankton food chain.
+
+Animal counts on a fixed monitoring grid are negative binomial; plankton and fish biomass
+estimates are log-normal. Removal questions (predator control, fishing) move a fraction
+of a population out of the system per unit time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evals.task import BenchTask, Counterfactual
+from mechanistic import LogNormalNoise, LogUniform, Model, NegBinomial
+from mechanistic.interventions import Transfer
+
+__all__ = ["tasks"]
+
+
+# ----------------------------------------------------- voles and weasels (Holling II)
+def _voles(full: bool) -> Model:
+    m = Model("logistic prey, saturating predation", time_unit="year")
+    prey, pred = m.states("voles weasels")
+    r = m.param("r_prey", LogUniform(0.05, 20.0), doc="vole growth rate")
+    k = m.param("k_prey", LogUniform(1.0, 1e4), doc="vole carrying capacity")
+    a = m.param("attack", LogUniform(1e-4, 10.0), doc="attack rate per weasel")
+    half = m.param("half_sat", LogUniform(0.1, 1e4), doc="vole level of half-maximal intake")
+    e = m.param("conversion", LogUniform(1e-3, 10.0), doc="weasels born per vole eaten")
+    mort = m.param("m_pred", LogUniform(0.01, 20.0), doc="weasel death rate")
+    prey0 = m.param("voles0", LogUniform(1.0, 1e4))
+    pred0 = m.param("weasels0", LogUniform(0.1, 1e3))
+    phi_prey = m.param("phi_voles", LogUniform(0.5, 1000.0))
+    intake = a * prey / (1 + prey / half)
+    m.flow(None, prey, r * prey, name="births")
+    m.flow(prey, None, r * prey * prey / k, name="crowding")
+    m.flow(prey, None, intake * pred, name="predation")
+    m.flow(None, pred, e * intake * pred, name="predator_births")
+    m.flow(pred, None, mort * pred, name="predator_deaths")
+    m.init(voles=prey0, weasels=pred0)
+    m.observe("voles", prey, noise=NegBinomial(phi_prey), doc="voles trapped per census")
+    if full:
+        phi_pred = m.param("phi_weasels", LogUniform(0.5, 1000.0))
+        m.observe("weasels", pred, noise=NegBinomial(phi_pred), doc="weasels counted")
+    return m
+
+
+def _lotka_volterra(names: tuple[str, str], full: bool) -> Model:
+    """The wrong structure: exponential prey growth and linear (type I) predation."""
+    m = Model("Lotka-Volterra", time_unit="year")
+    prey, pred = m.states(" ".join(names))
+    r = m.param("r_prey", LogUniform(0.05, 20.0))
+    a = m.param("attack", LogUniform(1e-5, 10.0))
+    e = m.param("conversion", LogUniform(1e-5, 10.0))
+    mort = m.param("m_pred", LogUniform(0.01, 20.0))
+    prey0 = m.param("prey0", LogUniform(0.1, 1e4))
+    pred0 = m.param("pred0", LogUniform(0.1, 1e4))
+    m.flow(None, prey, r * prey, name="births")
+    m.flow(prey, None, a * prey * pred, name="predation")
+    m.flow(None, pred, e * prey * pred, name="predator_births")
+    m.flow(pred, None, mort * pred, name="predator_deaths")
+    m.init(**{names[0]: prey0, names[1]: pred0})
+    m.observe(names[0], prey, noise=NegBinomial(m.param("phi_prey", LogUniform(0.5, 1000.0))))
+    if full:
+        m.observe(names[1], pred,
+                  noise=NegBinomial(m.param("phi_pred", LogUniform(0.5, 1000.0))))
+    return m
+
+
+def voles(full: bool) -> BenchTask:
+    params = {"r_prey": 2.0, "k_prey": 100.0, "attack": 0.25, "half_sat": 20.0,
+              "conversion": 0.4, "m_pred": 1.2, "voles0": 50.0, "weasels0": 20.0,
+              "phi_voles": 25.0}
+    if full:
+        params["phi_weasels"] = 25.0
+    seen = ("Every three months the voles caught on a fixed trapping grid are counted, and "
+            "the weasels on the same grid are counted from snow tracks and live traps."
+            if full else
+            "Every three months the voles caught on a fixed trapping grid are counted; the "
+            "weasels were not monitored.")
+    return BenchTask(
+        name=f"eco-voles-{'full' if full else 'partial'}",
+        domain="ecology",
+        difficulty="medium" if full else "hard",
+        tags=("predator-prey", "holling-ii", "cycles", "harvest", "counts"),
+        variant="full" if full else "partial",
+        description=(
+            "Field voles on a northern grassland study area are eaten mainly by least weasels, "
+            "which depend on voles for food. Vole numbers are limited by the grassland's "
+            "carrying capacity; a weasel can only catch and handle so many voles, so its "
+            "intake saturates when voles are abundant, and weasels breed in proportion to "
+            "what they eat. Populations have been cycling over several years. " + seen),
+        time_unit="year",
+        times=np.arange(0.0, 30.01, 0.25),
+        train_until=16.0,
+        validate_until=20.0,
+        observed=("voles", "weasels") if full else ("voles",),
+        hidden=() if full else ("weasels",),
+        truth_model=_voles(full),
+        truth_params=params,
+        conditions=(),
+        counterfactuals=(Counterfactual(
+            "From year 20 on, a predator-control programme removes 50% of the weasels "
+            "(predators) per year.",
+            (Transfer("weasels", None, 0.5, 20.0),), 20.0),),
+        recover={"prey_growth": "r_prey", "carrying_capacity": "k_prey",
+                 "predation_rate": "attack", "predator_death_rate": "m_pred"},
+        wrong_model=_lotka_volterra(("voles", "weasels"), full),
+        noise_seed=303,
+    )
+
+
+# ------------------------------------------------------ algae, zooplankton, fish
+def _plankton(observed: tuple[str, ...]) -> Model:
+    m = Model("three-level food chain", time_unit="day")
+    alg, zoo, fish = m.states("algae zooplankton fish")
+    r = m.param("r_algae", LogUniform(0.01, 5.0), doc="algal growth rate")
+    k = m.param("k_algae", LogUniform(1.0, 1e4), doc="algal carrying capacity")
+    a1 = m.param("graze", LogUniform(1e-5, 1.0), doc="grazing rate per zooplankter")
+    h1 = m.param("half_algae", LogUniform(1.0, 1e4), doc="algae at half-maximal grazing")
+    e1 = m.param("eff_zoo", LogUniform(0.01, 1.0), doc="zooplankton growth per algae eaten")
+    d1 = m.param("d_zoo", LogUniform(1e-3, 1.0), doc="zooplankton death rate")
+    a2 = m.param("prey_fish", LogUniform(1e-5, 1.0), doc="predation rate per fish")
+    h2 = m.param("half_zoo", LogUniform(0.1, 1e4), doc="zooplankton at half-maximal predation")
+    e2 = m.param("eff_fish", LogUniform(0.01, 1.0), doc="fish growth per zooplankton eaten")
+    d2 = m.param("d_fish", LogUniform(1e-4, 1.0), doc="fish death rate")
+    inits = {s: m.param(f"{s}0", LogUniform(0.1, 1e4)) for s in ("algae", "zooplankton", "fish")}
+    grazing = a1 * alg / (1 + alg / h1)
+    predation = a2 * zoo / (1 + zoo / h2)
+    m.flow(None, alg, r * alg, name="algal_growth")
+    m.flow(alg, None, r * alg * alg / k, name="algal_crowding")
+    m.flow(alg, None, grazing * zoo, name="grazing")
+    m.flow(None, zoo, e1 * grazing * zoo, name="zoo_growth")
+    m.flow(zoo, None, d1 * zoo, name="zoo_deaths")
+    m.flow(zoo, None, predation * fish, name="predation")
+    m.flow(None, fish, e2 * predation * fish, name="fish_growth")
+    m.flow(fish, None, d2 * fish, name="fish_deaths")
+    m.init(**inits)
+    states = {"algae": alg, "zooplankton": zoo, "fish": fish}
+    for name in observed:
+        m.observe(name, states[name],
+                  noise=LogNormalNoise(m.param(f"sd_{name}", LogUniform(0.01, 2.0))))
+    return m
+
+
+def _plankton_linear(observed: tuple[str, ...]) -> Model:
+    """The wrong structure: linear (type I) grazing and predation, no saturation."""
+    m = Model("food chain without saturation", time_unit="day")
+    alg, zoo, fish = m.states("algae zooplankton fish")
+    r = m.param("r_algae", LogUniform(0.01, 5.0))
+    k = m.param("k_algae", LogUniform(1.0, 1e4))
+    a1 = m.param("graze", LogUniform(1e-5, 1.0))
+    e1 = m.param("eff_zoo", LogUniform(1e-3, 1.0))
+    d1 = m.param("d_zoo", LogUniform(1e-3, 1.0))
+    a2 = m.param("prey_fish", LogUniform(1e-5, 1.0))
+    e2 = m.param("eff_fish", LogUniform(1e-3, 1.0))
+    d2 = m.param("d_fish", LogUniform(1e-4, 1.0))
+    inits = {s: m.param(f"{s}0", LogUniform(0.1, 1e4)) for s in ("algae", "zooplankton", "fish")}
+    m.flow(None, alg, r * alg, name="algal_growth")
+    m.flow(alg, None, r * alg * alg / k, name="algal_crowding")
+    m.flow(alg, None, a1 * alg * zoo, name="grazing")
+    m.flow(None, zoo, e1 * a1 * alg * zoo, name="zoo_growth")
+    m.flow(zoo, None, d1 * zoo, name="zoo_deaths")
+    m.flow(zoo, None, a2 * zoo * fish, name="predation")
+    m.flow(None, fish, e2 * a2 * zoo * fish, name="fish_growth")
+    m.flow(fish, None, d2 * fish, name="fish_deaths")
+    m.init(**inits)
+    states = {"algae": alg, "zooplankton": zoo, "fish": fish}
+    for name in observed:
+        m.observe(name, states[name],
+                  noise=LogNormalNoise(m.param(f"sd_{name}", LogUniform(0.01, 2.0))))
+    return m
+
+
+def plankton(full: bool) -> BenchTask:
+    observed = ("algae", "zooplankton", "fish") if full else ("algae", "fish")
+    params = {"r_algae": 0.55, "k_algae": 86.0, "graze": 0.013, "half_algae": 150.0,
+              "eff_zoo": 0.34, "d_zoo": 0.078, "prey_fish": 0.0084, "half_zoo": 29.0,
+              "eff_fish": 0.19, "d_fish": 0.016, "algae0": 60.0, "zooplankton0": 8.0,
+              "fish0": 3.0}
+    noise = {"algae": 0.15, "zooplankton": 0.25, "fish": 0.2}
+    params.update({f"sd_{c}": noise[c] for c in observed})
+    seen = ("Every week algal biomass (from chlorophyll), zooplankton biomass (from net hauls) "
+            "and fish biomass (from a hydroacoustic survey) were estimated, all in µg carbon "
+            "per litre." if full else
+            "Every week algal biomass (from chlorophyll) and fish biomass (from a "
+            "hydroacoustic survey) were estimated in µg carbon per litre; zooplankton was not "
+            "sampled.")
+    return BenchTask(
+        name=f"eco-foodchain-{'full' if full else 'partial'}",
+        domain="ecology",
+        difficulty="medium" if full else "hard",
+        tags=("food-chain", "three-level", "holling-ii", "trophic-cascade", "biomass"),
+        variant="full" if full else "partial",
+        description=(
+            "A large enclosure in a lake was stocked with a few planktivorous fish at the start "
+            "of the study. Algae grow towards the carrying capacity set by nutrients and "
+            "light; zooplankton graze the algae, and the fish eat the zooplankton. Both "
+            "grazers and fish feed at a rate that levels off when their food is plentiful. "
+            "Zooplankton and fish grow in proportion to what they eat and die at a steady "
+            "rate. " + seen),
+        time_unit="day",
+        times=np.arange(0.0, 421.0, 7.0),
+        train_until=182.0,
+        validate_until=238.0,
+        observed=observed,
+        hidden=() if full else ("zooplankton",),
+        truth_model=_plankton(observed),
+        truth_params=params,
+        conditions=(),
+        counterfactuals=(Counterfactual(
+            "From day 210 on, fishing removes 1% of the fish (the top predators) every day.",
+            (Transfer("fish", None, 0.01, 210.0),), 210.0),),
+        recover={},
+        wrong_model=_plankton_linear(observed),
+        noise_seed=404,
+    )
+
+
+def tasks() -> list[BenchTask]:
+    return [voles(True), voles(False), plankton(True), plankton(False)]
