@@ -85,9 +85,10 @@ class Settings:
 def run(settings: Settings, log: bool = False) -> dict:
     torch.set_num_threads(1)
     corpus = Corpus(epidemic_structures(), settings.corpus())
+    sample = min(8192, max(256, settings.simulations))
     started = time.perf_counter()
-    corpus.batch(8192, rng=np.random.default_rng(1))
-    corpus_rate = 8192 / (time.perf_counter() - started)
+    corpus.batch(sample, rng=np.random.default_rng(1))
+    corpus_rate = sample / (time.perf_counter() - started)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = train(corpus, tmp, TrainConfig(simulations=settings.simulations,

@@ -40,12 +40,13 @@ def run(simulations: int, epochs: int, series: int, mle_steps: int, mle_starts: 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = train(corpus, tmp, TrainConfig(simulations=simulations, epochs=epochs,
-                                                batch_size=256, held_out=2000, seed=seed,
+                                                batch_size=256, held_out=min(2000, simulations),
+                                                seed=seed,
                                                 patience=2), network_config(corpus),
                        progress=log, log=(lambda m: print(m, file=sys.stderr)) if log else None)
         train_seconds = time.perf_counter() - t0
         ck = load_checkpoint(tmp)
-    calib = calibration(ck, n=5000)
+    calib = calibration(ck, n=min(5000, max(200, simulations)))  # small for smoke runs
     batch = held_out(ck, series)
     names = corpus.param_names[0]
     ib, ig = names.index("beta"), names.index("gamma")
@@ -86,7 +87,7 @@ def run(simulations: int, epochs: int, series: int, mle_steps: int, mle_starts: 
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--simulations", type=int, default=100_000)
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--mle-steps", type=int, default=200)
     parser.add_argument("--mle-starts", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report = run(args.simulations, args.epochs, args.series, args.mle_steps, args.mle_starts,
                  args.seed, log=not args.json)
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
