@@ -9,7 +9,9 @@ each case either handled or a one-line error):
   fewer than ``min_context`` grid points is an error (the network never saw so little);
 * a data column the corpus lacks is an error naming the known observables; a corpus
   observable absent from the data is treated as entirely missing, but at least one must
-  be present.
+  be present;
+* a context window (the last ``n_context`` grid points) with no observed value at all is
+  an error: the network would be guessing from nothing.
 """
 
 from __future__ import annotations

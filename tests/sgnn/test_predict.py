@@ -82,3 +82,50 @@ def test_attribution_returns_neighbours_with_structures(checkpoint, tmp_path) ->
     assert sum(result.structure_share.values()) == pytest.approx(1.0)
     for name, params in result.params.items():
         assert name in ("SIR", "SEIR") and "beta" in params
+
+
+def test_gaps_are_masked_where_they_are_and_a_long_series_keeps_its_end(checkpoint) -> None:
+    """What the network reads: right-aligned context, NaN and absent rows under mask 0."""
+    from sgnn.predict import prepare
+
+    t = np.array([0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12], dtype=float)   # row 3 absent
+    cases = np.arange(12, dtype=float) + 1
+    cases[5] = np.nan                                                    # t = 6 empty
+    context, mask, last, notes = prepare(checkpoint, ObservedData(t, {"cases": cases}))
+    assert context.shape == (1, 21, 1) and last == 12.0
+    col = mask[0, :, 0].numpy()
+    assert col[:8].sum() == 0                        # 13 grid points, right-aligned
+    assert col[8 + 3] == 0 and col[8 + 6] == 0 and col.sum() == 11
+    assert float(context[0, 8 + 12, 0]) == 12.0 and any("2 missing" in n for n in notes)
+    long = _series(60)
+    context, mask, last, notes = prepare(checkpoint, long)
+    assert last == 59.0 and mask.all()
+    assert np.allclose(context[0, :, 0].numpy(), long.values["cases"][-21:], rtol=1e-6)
+
+
+def test_all_missing_context_is_an_error(checkpoint) -> None:
+    t = np.arange(30.0)
+    cases = np.full(30, np.nan)
+    cases[:3] = 1.0                      # observed only before the trained context window
+    with pytest.raises(DataError, match="every value in the context window is missing"):
+        predict(checkpoint, ObservedData(t, {"cases": cases}))
+
+
+def test_a_corpus_observable_missing_from_the_data_is_treated_as_missing(tmp_path) -> None:
+    from mechanistic import LogUniform, Model, Poisson
+
+    m = Model("decay, two readouts")
+    x = m.state("x")
+    k = m.param("k", LogUniform(0.05, 0.5))
+    m.rate(x, -k * x)
+    m.init(x=100.0)
+    m.observe("a", x, noise=Poisson())
+    m.observe("b", x / 2, noise=Poisson())
+    corpus = Corpus([m], CorpusConfig(n_context=12, min_context=6, horizon=3))
+    train(corpus, tmp_path, TrainConfig(simulations=128, epochs=1, batch_size=64,
+                                        held_out=32),
+          network_config(corpus, d_model=8, n_heads=2, n_layers=1))
+    ck = load_checkpoint(tmp_path)
+    pred = predict(ck, ObservedData(np.arange(10.0), {"a": 100 * np.exp(-0.2 * np.arange(10))}))
+    assert any("'b' absent from the data" in n for n in pred.notes)
+    assert set(pred.forecast) == {"a", "b"}
