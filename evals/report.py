@@ -8,7 +8,9 @@ questions, failure reasons) goes through ``esc``.
 
 Per task it shows the data with the train / validation / test windows shaded, the
 noise-free truth and each agent's forecast; per counterfactual question the true
-intervened trajectory against each agent's answer. Plots use the lowest seed that has
+intervened trajectory against each agent's answer. The y-axis spans the data and truth
+with half their range to spare: a runaway forecast leaves the panel rather than squash
+the others. Plots use the lowest seed that has
 series; the tables cover every seed.
 """
 
@@ -76,6 +78,19 @@ def _arr(values: Any, n: int) -> np.ndarray | None:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def _frame(ax: Any, reference: Sequence[np.ndarray | None]) -> None:
+    """Y-limits from the data and truth (with room to spare), so one agent's runaway
+    forecast does not flatten everyone else's curves; lines beyond are cut at the edge."""
+    values = np.concatenate([r[np.isfinite(r)] for r in reference if r is not None] or
+                            [np.array([])])
+    if values.size == 0:
+        return
+    lo, hi = float(values.min()), float(values.max())
+    span = (hi - lo) or abs(hi) or 1.0
+    bottom = lo - 0.05 * span if lo >= 0 else lo - 0.5 * span  # counts stay above zero
+    ax.set_ylim(bottom, hi + 0.5 * span)
+
+
 def _columns(series: Mapping[str, Any]) -> list[str]:
     cols = list((series.get("observed") or {}) or (series.get("truth") or {}))
     return cols[:MAX_PANELS]
@@ -107,6 +122,7 @@ def forecast_plot(series: Mapping[str, Any], agents: Mapping[str, Mapping[str, A
             f = _arr((agent_series.get("forecast") or {}).get(col), t.size)
             if f is not None:
                 ax.plot(t, f, "-", lw=1.4, color=colors[agent], label=_mpl_text(agent))
+        _frame(ax, [y, truth])
         ax.set_title(_mpl_text(col), loc="left", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left", ncol=3)
@@ -147,6 +163,7 @@ def counterfactual_plot(series: Mapping[str, Any], index: int,
         start = cf.get("from")
         if isinstance(start, int | float):
             ax.axvline(start, color="0.3", ls=":", lw=1, label="scored from")
+        _frame(ax, [factual, truth])
         ax.set_title(_mpl_text(col), loc="left", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left", ncol=3)

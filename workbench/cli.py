@@ -358,5 +358,15 @@ def _register_sgnn_commands() -> None:
 _register_sgnn_commands()
 
 
+def _register_bench_commands() -> None:
+    """Add ``mmw bench list|run|report``."""
+    from workbench.commands_bench import register
+
+    register(app)
+
+
+_register_bench_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point convenience
     app()

@@ -1,0 +1,233 @@
+"""``mmw bench list|run|report``: the NIMM-style benchmark from the command line.
+
+``run`` plans (task, agent, seed) jobs, runs them in parallel processes (or on a Ray
+cluster with ``--executor ray``), prints a line per finished job, and writes the run
+folder: ``bench.json``, ``results/``, ``results.json``, ``leaderboard.md``, ``timing.md``
+and ``report.html``. Running the same command again resumes: finished jobs are reused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register"]
+
+_HEADLINE = ("valid", "forecast_skill", "param_error", "cf_error")
+TasksDir = Annotated[Path | None, typer.Option(
+    "--tasks-dir", help="Load tasks from this folder of task JSON files instead of the suite.")]
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _agents(value: str) -> list[str]:
+    from evals.agents import AGENTS
+
+    names = list(dict.fromkeys(_split(value)))
+    unknown = [a for a in names if a not in AGENTS]
+    if unknown or not names:
+        raise ValueError(f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; "
+                         f"agents: {', '.join(AGENTS)}")
+    return names
+
+
+def _llm(agents: list[str], model: str | None, base_url: str | None) -> dict[str, Any] | None:
+    """LLM settings as data (validated here, so a typo fails before any job starts)."""
+    if model is None and base_url is None:
+        if "llm" in agents:
+            raise ValueError("--agents llm needs --llm-model provider:model (e.g. "
+                             "openai:gpt-4o-mini) or --base-url URL of an OpenAI-compatible "
+                             "endpoint")
+        return None
+    from evals.agents import LLMSettings
+
+    name = model or "default"
+    if base_url:  # "openai:NAME" names the protocol; the endpoint wants the bare name
+        name = name.removeprefix("openai:")
+    return LLMSettings(model=name, base_url=base_url).to_dict()
+
+
+def _executor(kind: str, workers: int, address: str | None) -> Any:
+    if kind == "local":
+        if address is not None:
+            raise ValueError("--address is for --executor ray")
+        from evals.executor import LocalProcessExecutor
+
+        return LocalProcessExecutor(workers=workers)
+    if kind == "ray":
+        try:
+            from evals.executor_ray import RayExecutor
+        except ImportError as exc:
+            raise ValueError(f"--executor ray is not available here ({exc}); install the "
+                             f"ray extra (pip install 'mmw[ray]') or use --executor local"
+                             ) from None
+        return RayExecutor(address=address, workers=workers)
+    raise ValueError(f"--executor {kind!r}: use local or ray")
+
+
+def _progress_line(done: int, total: int, job: Any, result: dict[str, Any]) -> str:
+    metrics = result.get("metrics") or {}
+    parts = [f"[{done}/{total}] {job.key}: {result['status']}"]
+    for key, label in (("forecast_skill", "skill"), ("cf_error", "cf"),
+                       ("param_error", "param")):
+        if isinstance(metrics.get(key), int | float):
+            parts.append(f"{label} {metrics[key]:.3g}")
+    if isinstance(result.get("wall_s"), int | float):
+        parts.append(f"{result['wall_s']:.1f} s")
+    if result["status"] != "ok" and result.get("reason"):
+        parts.append("- " + " ".join(str(result["reason"]).split())[:160])
+    return "  ".join(parts)
+
+
+def _headline(console: Any, scores: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from evals.leaderboard import METRIC_BY_KEY, cell_text
+
+    table = Table(title="leaderboard (mean [95% interval] (jobs))", title_justify="left")
+    table.add_column("agent")
+    table.add_column("jobs", justify="right")
+    for key in _HEADLINE:
+        table.add_column(METRIC_BY_KEY[key].label, justify="right")
+    for agent, summary in scores["overall"].items():
+        table.add_row(agent, str(summary["jobs"]),
+                      *(cell_text(summary["metrics"].get(k), METRIC_BY_KEY[k])
+                        for k in _HEADLINE))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mmw bench list|run|report`` to the command line."""
+    from workbench.cli import _console, _fail, _user_errors
+
+    bench_app = typer.Typer(help="NIMM-style benchmark: tasks with ground truths, agents "
+                                 "side by side, a leaderboard and a report.",
+                            no_args_is_help=True)
+    app.add_typer(bench_app, name="bench")
+
+    @bench_app.command("list")
+    def list_command(
+        as_json: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")]
+        = False,
+        tasks: Annotated[str | None, typer.Option(
+            "--tasks", help="Comma-separated patterns over names, domains, tags.")] = None,
+        tasks_dir: TasksDir = None,
+    ) -> None:
+        """List the benchmark's tasks (and the agents that can be run on them)."""
+        from evals.agents import AGENTS
+        from evals.suite import select
+
+        with _user_errors():
+            chosen = select(tasks, tasks_dir)
+        rows = [{"name": t.name, "domain": t.domain, "difficulty": t.difficulty,
+                 "variant": t.variant, "tags": list(t.tags), "observed": list(t.observed),
+                 "hidden": list(t.hidden), "time_unit": t.time_unit,
+                 "times": len(t.times), "train_until": t.train_until,
+                 "validate_until": t.validate_until,
+                 "counterfactuals": [c.question for c in t.counterfactuals]}
+                for t in chosen]
+        if as_json:
+            typer.echo(json.dumps({"tasks": rows, "agents": list(AGENTS)}, indent=2))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} task(s)", title_justify="left")
+        for col in ("name", "domain", "difficulty", "variant"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("observed", overflow="fold")
+        table.add_column("hidden", justify="right")
+        table.add_column("what-if", justify="right")
+        for r in rows:
+            table.add_row(r["name"], r["domain"], r["difficulty"], r["variant"],
+                          ", ".join(r["observed"]), str(len(r["hidden"])),
+                          str(len(r["counterfactuals"])))
+        console = _console()
+        console.print(table)
+        console.print(f"agents: {', '.join(AGENTS)}", markup=False)
+
+    @bench_app.command("run")
+    def run_command(
+        agents: Annotated[str, typer.Option("--agents", help="Comma-separated agents, e.g. "
+                                            "library,zero-shot,repair-only,neural,oracle.")],
+        out: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
+        tasks: Annotated[str | None, typer.Option(
+            "--tasks", help="Comma-separated patterns over task names, domains and tags "
+                            "(default: every task).")] = None,
+        seeds: Annotated[int, typer.Option("--seeds", min=1,
+                                           help="Seeds per task (noise draws).")] = 1,
+        workers: Annotated[int, typer.Option("--workers", min=1,
+                                             help="Jobs at once.")] = 1,
+        budget_seconds: Annotated[float, typer.Option(
+            "--budget-seconds", help="Each agent's search time per job; jobs are killed "
+                                     "at 1.5x this plus 120 s.")] = 300.0,
+        max_nodes: Annotated[int, typer.Option("--max-nodes", min=1,
+                                               help="Candidates per search.")] = 5,
+        executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
+        address: Annotated[str | None, typer.Option(
+            "--address", help="Ray cluster address (with --executor ray).")] = None,
+        llm_model: Annotated[str | None, typer.Option(
+            "--llm-model", help="For the llm agent: provider:model, or the model name "
+                                "at --base-url.")] = None,
+        base_url: Annotated[str | None, typer.Option(
+            "--base-url", help="OpenAI-compatible endpoint for the llm agent.")] = None,
+        tasks_dir: TasksDir = None,
+        retry_failed: Annotated[bool, typer.Option(
+            "--retry-failed", help="Run errors and timeouts again when resuming.")] = False,
+    ) -> None:
+        """Run agents on tasks in parallel; write results, leaderboard and report."""
+        from evals.agents import Budget
+        from evals.report import write_report
+        from evals.runner import make_manifest, plan, run_benchmark
+        from evals.suite import select
+
+        console, err = _console(), _console(stderr=True)
+        with _user_errors():
+            names = _agents(agents)
+            llm = _llm(names, llm_model, base_url)
+            runner = _executor(executor, workers, address)
+            budget = Budget(max_seconds=budget_seconds, max_nodes=max_nodes)
+            chosen = select(tasks, tasks_dir)
+            jobs = plan(chosen, names, seeds, budget, out, llm=llm, tasks_dir=tasks_dir)
+            if not jobs:
+                raise ValueError(f"none of the agents {', '.join(names)} applies to the "
+                                 f"selected tasks ({', '.join(t.name for t in chosen)})")
+            manifest = make_manifest(chosen, names, range(seeds), budget, executor=executor,
+                                     workers=workers)
+        err.print(f"{len(jobs)} job(s): {len(chosen)} task(s) x {len(names)} agent(s) x "
+                  f"{seeds} seed(s), {workers} at once ({executor}); results in {out}/",
+                  markup=False)
+        try:
+            with _user_errors():
+                result = run_benchmark(
+                    jobs, runner, out, manifest=manifest, retry_failed=retry_failed,
+                    progress=lambda d, n, j, r: err.print(_progress_line(d, n, j, r),
+                                                          markup=False))
+        except KeyboardInterrupt:
+            raise _fail(f"interrupted; finished jobs are kept in {out}/results: run the "
+                        f"same command to resume") from None
+        if result.reused:
+            err.print(f"reused {len(result.reused)} finished job(s) from {out}/results",
+                      markup=False)
+        report = write_report(out)  # aggregates first: results.json, leaderboard.md
+        _headline(console, json.loads((out / "results.json").read_text())["scores"])
+        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+        console.print(f"jobs: {counts}; leaderboard {out / 'leaderboard.md'}, timing "
+                      f"{out / 'timing.md'}, report {report}", markup=False)
+
+    @bench_app.command("report")
+    def report_command(
+        run_dir: Annotated[Path, typer.Argument(help="Folder written by `mmw bench run`.")],
+    ) -> None:
+        """Re-aggregate a run folder; write leaderboard.md, results.json and report.html."""
+        from evals.report import write_report
+
+        with _user_errors():
+            path = write_report(run_dir)
+        console = _console()
+        console.print(f"leaderboard: {run_dir / 'leaderboard.md'}", markup=False)
+        console.print(f"report: {path}", markup=False)
