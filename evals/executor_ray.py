@@ -24,8 +24,10 @@ Failures and where they are handled:
 * **the job function raises**: an ``error`` row with the exception (never retried:
   an exception is a property of the job, not of the machine).
 
-At most ``workers`` tasks are in flight (default: the cluster's CPUs over ``num_cpus``),
-so a submitted task starts at once and the backstop measures run time, not queueing.
+At most ``workers`` tasks are in flight, and never more than the cluster's CPUs (counted
+when the run starts) over ``num_cpus``, so a submitted task starts at once and the
+backstop measures run time, not queueing. (An autoscaling cluster therefore grows only to
+what it had at the start; start it at the size you want.)
 
 Ray is imported when :meth:`RayExecutor.run` starts; importing this module costs nothing.
 Connecting: ``address=None`` starts a private local cluster whose workers import this
@@ -114,10 +116,11 @@ class RayExecutor:
                              f"got {self.local_cpus!r}")
 
     def _capacity(self, ray: Any) -> int:
-        if self.workers is not None:
-            return self.workers
+        """Tasks in flight: ``workers``, but never more than the cluster can start at once
+        (a queued task would spend its backstop allowance waiting)."""
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        return max(1, int(cpus // self.num_cpus))
+        fits = max(1, int(cpus // self.num_cpus))
+        return fits if self.workers is None else min(self.workers, fits)
 
     def run(self, fn: Callable[[Job], dict[str, Any]], jobs: Sequence[Job],
             timeout_s: Callable[[Job], float]) -> Iterator[tuple[Job, dict[str, Any]]]:

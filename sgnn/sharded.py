@@ -23,11 +23,12 @@ checkout so Ray ships it to the workers (see :func:`connect`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,10 @@ import torch
 
 from sgnn.corpus import ARRAYS, Batch, Corpus, CorpusConfig
 
-__all__ = ["CorpusSpec", "CorpusWorker", "ShardedConfig", "ShardedSource", "connect",
-           "training_plan"]
+__all__ = ["EXECUTORS", "CorpusSpec", "CorpusWorker", "ShardedConfig", "ShardedSource",
+           "connect", "open_source", "training_plan"]
+
+EXECUTORS = ("local", "ray")
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout that holds the packages: put on a local cluster's workers' PYTHONPATH."""
@@ -293,3 +296,27 @@ class ShardedSource:
         if self._owns_ray:
             ray.shutdown()
 
+
+
+@contextlib.contextmanager
+def open_source(executor: str, corpus: Corpus, config: Any, *, address: str | None = None,
+                workers: int = 2) -> Iterator[ShardedSource | None]:
+    """The training source ``--executor`` names: ``None`` (the corpus itself) for
+    ``local``, a :class:`ShardedSource` planned for ``config`` (a ``TrainConfig``) for
+    ``ray``; closed on exit. Bad combinations and a missing ray are ``ValueError``s."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r}: use {' or '.join(EXECUTORS)}")
+    if executor == "local":
+        if address is not None:
+            raise ValueError("--address is for --executor ray")
+        yield None
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(f"--executor ray is not available here ({exc}); install the ray "
+                         f"extra (pip install 'mmw[ray]') or use --executor local") from None
+    # The whole run's plan: a resumed run's first request restarts the stream at its block.
+    with ShardedSource(corpus, training_plan(config), ShardedConfig(workers=workers),
+                       address=address) as source:
+        yield source

@@ -103,10 +103,19 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int, typer.Option("--epochs", min=1)] = 5,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         resume: Annotated[bool, typer.Option("--resume", help="Continue RUN/sgnn/.")] = False,
+        executor: Annotated[str, typer.Option(
+            "--executor", help="Who simulates the corpus: local (this process) or ray "
+                               "(Ray workers, streamed to training; same network).")] = "local",
+        address: Annotated[str | None, typer.Option(
+            "--address", help="Ray cluster address (with --executor ray; default: start "
+                              "a local cluster).")] = None,
+        workers: Annotated[int, typer.Option(
+            "--workers", min=1, help="Ray workers simulating (with --executor ray).")] = 2,
     ) -> None:
         """Pretrain an SGNN on simulations of the run's candidates; writes RUN/sgnn/."""
         from sgnn.attribute import EmbeddingIndex
         from sgnn.diagnostics import calibration
+        from sgnn.sharded import open_source
         from sgnn.train import TrainConfig, load_checkpoint, train
 
         out = _console()
@@ -121,8 +130,10 @@ def register(app: typer.Typer) -> None:
             folder = run / "sgnn"
             config = TrainConfig(simulations=simulations, epochs=epochs, seed=seed,
                                  held_out=min(1000, max(64, simulations // 10)))
-            result = train(corpus, folder, config, resume=resume, progress=True,
-                           log=lambda m: out.print(m, markup=False))
+            with open_source(executor, corpus, config, address=address,
+                             workers=workers) as source:
+                result = train(corpus, folder, config, resume=resume, progress=True,
+                               log=lambda m: out.print(m, markup=False), source=source)
             checkpoint = load_checkpoint(folder)
             EmbeddingIndex.build(checkpoint, n=min(5000, max(500, simulations))).save(
                 folder / "index.npz")

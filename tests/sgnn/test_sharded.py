@@ -80,3 +80,19 @@ def test_training_from_the_sharded_source_matches_local_training(ray_cluster,
     wa = torch.load(tmp_path / "local" / "weights.pt", weights_only=True)
     wb = torch.load(tmp_path / "ray" / "weights.pt", weights_only=True)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_trains_the_same_network_with_executor_ray(ray_cluster, tmp_path) -> None:
+    import json
+
+    from test_cli_sgnn import _invoke, _run_folder
+
+    losses = []
+    for name, extra in (("local", ()), ("ray", ("--executor", "ray", "--workers", 2))):
+        run = _run_folder(tmp_path / name)
+        result = _invoke("sgnn", "train", run, "--simulations", 256, "--epochs", 1, *extra)
+        assert result.exit_code == 0, result.output
+        losses.append(json.loads((run / "sgnn" / "train.json").read_text())["history"])
+    assert losses[0] == losses[1]
+    bad = _invoke("sgnn", "train", tmp_path / "local", "--address", "auto")
+    assert bad.exit_code != 0 and "--address is for --executor ray" in bad.output
