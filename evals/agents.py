@@ -399,6 +399,11 @@ class SearchAgent:
                 problems.append(f"{type(exc).__name__}: {exc}")
         detail["cf_problems"] = problems
         roles = dict(best.candidate.roles)
+        if not roles and best.model is not None:  # an LLM's module: roles from its names
+            from agent.library.counterfactual import infer_roles
+
+            m = best.model
+            roles = infer_roles(m.state_names, m.param_names, m.control_names)
         params = {role: fit.params[roles[role]] for role in task.recover
                   if roles.get(role) in fit.params}
         return AgentOutcome(

@@ -173,6 +173,7 @@ def _counterfactual_scores(task: BenchTask, seed: int, outcome: AgentOutcome,
         noisy = task.sample_noisy(true_cf, rng)
         answer = outcome.counterfactuals[i] if i < len(outcome.counterfactuals) else None
         agent_cf = answer if answer is not None else outcome.forecast
+        mine: list[float] = []
         for c in task.observed:
             ref = true_cf[c][window]
             scale = _std(ref)
@@ -180,7 +181,8 @@ def _counterfactual_scores(task: BenchTask, seed: int, outcome: AgentOutcome,
             if agent_cf is None or outcome.forecast is None:
                 continue
             pred = np.asarray(agent_cf[c], dtype=float)[window]
-            errors.append(nrmse(pred, ref, scale))
+            mine.append(nrmse(pred, ref, scale))
+            errors.append(mine[-1])
             experiment.append(nrmse(pred, noisy[c][window], scale))
             true_effect = float(np.sum(truth[c][window] - ref))
             agent_effect = float(np.sum(np.asarray(outcome.forecast[c])[window] - pred))
@@ -192,6 +194,7 @@ def _counterfactual_scores(task: BenchTask, seed: int, outcome: AgentOutcome,
             "agent": {c: _list(np.asarray(v, dtype=float))
                       for c, v in (agent_cf or {}).items()},
             "answered": answer is not None,
+            "error": _finite(_mean(mine)),
         })
     have_agent = outcome.forecast is not None
     return {
