@@ -1,0 +1,155 @@
+"""Pharmacokinetics: oral dosing through a gut depot nobody measures, and saturable
+(enzyme-limited) elimination.
+
+Amounts are in mg and concentrations in mg/L (amount / volume); assay error is
+log-normal, and samples whose true concentration is essentially zero (before the first
+dose) are reported missing, as a laboratory reports values below its limit of
+quantification.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evals.task import BenchTask, Counterfactual
+from mechanistic import LogNormalNoise, LogUniform, Model
+from mechanistic.interventions import Dose
+
+__all__ = ["tasks"]
+
+
+# ---------------------------------------------------------------- oral antibiotic
+def _oral(compartments: int = 1) -> Model:
+    m = Model("true oral PK", time_unit="hour")
+    depot, plasma = m.states("depot plasma")
+    k_abs = m.param("k_abs", LogUniform(0.01, 20.0))
+    k_out = m.param("k_out", LogUniform(0.001, 5.0))
+    vol = m.param("vol", LogUniform(1.0, 1000.0))
+    noise = m.param("cv", LogUniform(0.01, 2.0))
+    m.flow(depot, plasma, k_abs * depot, name="uptake")
+    m.flow(plasma, None, k_out * plasma, name="clearance")
+    m.init(depot=0, plasma=0)
+    m.observe("conc_mg_per_l", plasma / vol, noise=LogNormalNoise(noise))
+    return m
+
+
+def _iv_wrong(column: str) -> Model:
+    """The wrong structure for oral dosing: every dose straight into the blood (no gut
+    depot, no absorption phase). Doses still land on ``depot``, which here is the blood."""
+    m = Model("IV bolus PK", time_unit="hour")
+    (central,) = m.states("depot")
+    k_out = m.param("k_out", LogUniform(0.001, 5.0))
+    vol = m.param("vol", LogUniform(1.0, 1000.0))
+    noise = m.param("cv", LogUniform(0.01, 2.0))
+    m.flow(central, None, k_out * central, name="clearance")
+    m.init(depot=0)
+    m.observe(column, central / vol, noise=LogNormalNoise(noise))
+    return m
+
+
+_DOSE_TIMES = (0.0, 12.0, 24.0, 36.0, 48.0, 60.0, 72.0)
+
+
+def oral() -> BenchTask:
+    """The seed PK task of ``benchmarks/synthetic_tasks.py``."""
+    return BenchTask(
+        name="pk-oral-partial",
+        domain="pharmacology",
+        difficulty="easy",
+        tags=("pk", "oral", "hidden-compartment", "repeated-dosing", "concentrations"),
+        variant="partial",
+        description=(
+            "Healthy volunteers took a 250 mg tablet of an antibiotic by mouth every 12 hours, "
+            "7 doses in all, starting at hour 0. The tablet dissolves in the gut and the drug "
+            "is absorbed into the blood over a few hours, then cleared by the kidneys. Plasma "
+            "concentration (mg/L) was measured every 2 hours; the pre-dose sample at hour 0 "
+            "was below the limit of quantification."),
+        time_unit="hour",
+        times=np.arange(0.0, 97.0, 2.0),
+        train_until=36.0,
+        validate_until=48.0,
+        observed=("conc_mg_per_l",),
+        hidden=("depot",),
+        truth_model=_oral(),
+        truth_params={"k_abs": 0.8, "k_out": 0.09, "vol": 38.0, "cv": 0.12},
+        conditions=(Dose("depot", 250.0, _DOSE_TIMES),),
+        counterfactuals=(Counterfactual("Give an extra dose of 250 mg at hour 54.",
+                                        (Dose("depot", 250.0, (54.0,)),), 48.0),),
+        recover={"absorption_rate": "k_abs", "elimination_rate": "k_out", "volume": "vol"},
+        wrong_model=_iv_wrong("conc_mg_per_l"),
+        noise_seed=11,
+    )
+
+
+# ------------------------------------------------------- saturable elimination
+_MAINT = 200.0
+_MAINT_TIMES = tuple(float(t) for t in range(0, 168, 12))
+
+
+def _saturable(full: bool, saturable: bool = True) -> Model:
+    m = Model("IV dosing, enzyme-limited metabolism", time_unit="hour")
+    central, metab = m.states("central metabolite")
+    vol = m.param("vol", LogUniform(1.0, 1000.0), doc="volume of distribution", unit="L")
+    conc = central / vol
+    if saturable:
+        vmax = m.param("vmax", LogUniform(0.1, 1000.0), doc="maximal metabolic rate",
+                       unit="mg/hour")
+        km = m.param("km", LogUniform(0.01, 1000.0), doc="concentration at half vmax",
+                     unit="mg/L")
+        m.flow(central, metab, vmax * conc / (km + conc), name="metabolism")
+    else:
+        k_met = m.param("k_met", LogUniform(1e-4, 10.0), doc="metabolic rate constant")
+        m.flow(central, metab, k_met * central, name="metabolism")
+    sd = m.param("sd_conc", LogUniform(0.01, 2.0))
+    m.init(central=0, metabolite=0)
+    m.observe("conc", conc, noise=LogNormalNoise(sd), unit="mg/L")
+    k_m = m.param("k_renal", LogUniform(1e-3, 10.0), doc="renal clearance of the metabolite")
+    m.flow(metab, None, k_m * metab, name="renal_excretion")
+    if full:
+        v_m = m.param("vol_metab", LogUniform(1.0, 1000.0), doc="metabolite volume", unit="L")
+        sd_m = m.param("sd_metab", LogUniform(0.01, 2.0))
+        m.observe("metabolite_conc", metab / v_m, noise=LogNormalNoise(sd_m), unit="mg/L")
+    return m
+
+
+def saturable(full: bool) -> BenchTask:
+    params = {"vol": 45.0, "vmax": 21.0, "km": 4.0, "sd_conc": 0.08, "k_renal": 0.15}
+    if full:
+        params.update({"vol_metab": 30.0, "sd_metab": 0.12})
+    extra = (" The main (inactive) metabolite was measured in the same samples (mg/L); it is "
+             "formed by the liver and excreted by the kidneys.") if full else ""
+    return BenchTask(
+        name=f"pk-saturable-{'full' if full else 'partial'}",
+        domain="pharmacology",
+        difficulty="medium" if full else "hard",
+        tags=("pk", "saturable-elimination", "nonlinear", "iv", "concentrations"),
+        variant="full" if full else "partial",
+        description=(
+            "An adult patient with epilepsy was started on an anticonvulsant given "
+            "intravenously without a loading dose: 200 mg every 12 hours, 14 doses from hour 0 "
+            "to hour 156. The drug is removed almost entirely by metabolism in the liver, and "
+            "the metabolising enzyme is known to be saturable in the therapeutic range, so "
+            "the drug is cleared more slowly at high levels than at low ones. Plasma drug "
+            "concentration (mg/L) was measured every 4 hours for a week, the first sample "
+            "just after the first dose." + extra),
+        time_unit="hour",
+        times=np.arange(0.0, 169.0, 4.0),
+        train_until=72.0,
+        validate_until=96.0,
+        observed=("conc", "metabolite_conc") if full else ("conc",),
+        hidden=() if full else ("metabolite",),
+        truth_model=_saturable(full),
+        truth_params=params,
+        conditions=(Dose("central", _MAINT, _MAINT_TIMES),),
+        counterfactuals=(Counterfactual(
+            "What if the maintenance dose had been raised by giving an additional 100 mg "
+            "every 12 hours, 6 doses starting at hour 96?",
+            (Dose("central", 100.0, tuple(96.0 + 12.0 * i for i in range(6))),), 96.0),),
+        recover={"volume": "vol"},
+        wrong_model=_saturable(full, saturable=False),
+        noise_seed=606,
+    )
+
+
+def tasks() -> list[BenchTask]:
+    return [oral(), saturable(True), saturable(False)]
