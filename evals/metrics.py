@@ -22,6 +22,13 @@ forecast), never a made-up number. What each metric answers:
   (no intervention minus intervention); mean over counterfactuals and columns where the
   true effect is not zero.
 
+A prediction that is not finite (a diverged simulation) makes its metric None rather than
+infinity: JSON has no infinity, and the aggregate treats None as "no number".
+
+``series["counterfactuals"][i]`` carries, besides the spec's question/from/truth/agent
+(the trajectory that was scored), ``answered`` (False: the agent gave no translation) and
+``error`` (this question's cf_error), so reports can show each question on its own.
+
 A question the agent could not translate (its counterfactual is None) is scored as its
 unintervened forecast: predicting no effect. Declining to answer is then never free,
 and it is what the neural baseline does where it has no input for the intervention.
@@ -185,7 +192,8 @@ def _counterfactual_scores(task: BenchTask, seed: int, outcome: AgentOutcome,
             errors.append(mine[-1])
             experiment.append(nrmse(pred, noisy[c][window], scale))
             true_effect = float(np.sum(truth[c][window] - ref))
-            agent_effect = float(np.sum(np.asarray(outcome.forecast[c])[window] - pred))
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: a diverged fit
+                agent_effect = float(np.sum(np.asarray(outcome.forecast[c])[window] - pred))
             if abs(true_effect) > 1e-9 * max(float(np.sum(np.abs(ref))), 1e-300):
                 effects.append(abs(agent_effect - true_effect) / abs(true_effect))
         cf_series.append({
