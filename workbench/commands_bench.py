@@ -85,19 +85,23 @@ def _progress_line(done: int, total: int, job: Any, result: dict[str, Any]) -> s
 
 
 def _headline(console: Any, scores: dict[str, Any]) -> None:
+    from rich.box import SIMPLE_HEAD
     from rich.table import Table
 
     from evals.leaderboard import METRIC_BY_KEY, cell_text
 
-    table = Table(title="leaderboard (mean [95% interval] (jobs))", title_justify="left")
-    table.add_column("agent")
-    table.add_column("jobs", justify="right")
+    table = Table(title="leaderboard: mean, [95% bootstrap interval]", title_justify="left",
+                  box=SIMPLE_HEAD)
+    table.add_column("agent", no_wrap=True)
+    table.add_column("jobs", justify="right", min_width=4)
     for key in _HEADLINE:
-        table.add_column(METRIC_BY_KEY[key].label, justify="right")
+        table.add_column(METRIC_BY_KEY[key].label, justify="right", no_wrap=True)
     for agent, summary in scores["overall"].items():
+        # "mean [lo, hi] (n)" on two lines: the interval under the mean, n dropped (the
+        # jobs column says it), so the table fits a terminal of 80 columns.
+        cells = (cell_text(summary["metrics"].get(k), METRIC_BY_KEY[k]) for k in _HEADLINE)
         table.add_row(agent, str(summary["jobs"]),
-                      *(cell_text(summary["metrics"].get(k), METRIC_BY_KEY[k])
-                        for k in _HEADLINE))
+                      *(c.rsplit(" (", 1)[0].replace(" [", "\n[", 1) for c in cells))
     console.print(table)
 
 
