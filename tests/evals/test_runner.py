@@ -213,3 +213,20 @@ def test_write_result_is_strict_json(tmp_path: Path) -> None:
     job = _job(tmp_path, "t1")
     path = write_result(tmp_path, _ok(job, extra=np.array([1.0, np.nan, np.inf])))
     assert json.loads(path.read_text())["extra"] == [1.0, None, None]
+
+
+def test_plan_skips_pairs_that_do_not_apply(tmp_path: Path) -> None:
+    from evals.agents import Budget
+    from evals.runner import plan
+    from evals.suite import select
+
+    tasks = select("eco-hare-lynx-real,epi-seir-town-partial")
+    jobs = plan(tasks, ["oracle", "neural"], 2, Budget(max_seconds=5), tmp_path)
+    keys = [j.key for j in jobs]
+    assert "eco-hare-lynx-real__oracle__s0" not in keys  # no truth model to be oracle of
+    assert len(keys) == len(set(keys)) == 6
+    assert keys == sorted(keys, key=lambda k: (k.split("__")[0], ["oracle", "neural"].index(
+        k.split("__")[1]), k))
+    assert plan(tasks, ["neural"], [7], Budget(), tmp_path)[0].seed == 7
+    with pytest.raises(ValueError, match="unknown agent"):
+        plan(tasks, ["orcale"], 1, Budget(), tmp_path)
