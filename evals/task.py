@@ -328,7 +328,8 @@ def _text(value: Any, path: str, *, pattern: re.Pattern[str] | None = None,
     if choices is not None and value not in choices:
         raise _Invalid(path, f"must be one of {', '.join(choices)}, got {value!r}")
     if pattern is not None and not pattern.match(value):
-        raise _Invalid(path, f"{value!r} must be lowercase words joined by '-' (or '_')")
+        raise _Invalid(path, f"{value!r} is not a valid name: use lowercase letters and digits "
+                             f"joined by '-' (names) or '_' (roles)")
     return value
 
 
@@ -553,7 +554,8 @@ def _intervention(data: Any, path: str) -> Intervention:
     try:
         return intervention_from_dict(data)
     except ModelError as exc:
-        raise _Invalid(path, str(exc).split(": ", 1)[-1]) from None
+        reason = str(exc).split(": ", 1)[-1]
+        raise _Invalid(f"{path}.end" if "start < end" in reason else path, reason) from None
 
 
 def _model(data: Any, path: str) -> Model | None:
