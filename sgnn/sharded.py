@@ -46,9 +46,8 @@ EXECUTORS = ("local", "ray")
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout that holds the packages: put on a local cluster's workers' PYTHONPATH."""
 
-EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info",
-            "runs", "bench-out"]
-"""Left out when ``working_dir`` ships the checkout to a remote cluster."""
+EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info"]
+"""Left out when ``working_dir`` ships the checkout (Ray also skips what .gitignore names)."""
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None,
@@ -58,14 +57,17 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
     ``address=None`` starts a private local cluster (``num_cpus`` CPUs, no dashboard) whose
     workers import this checkout through ``PYTHONPATH``. An address (``"auto"``,
     ``"HOST:6379"``, ``"ray://HOST:10001"``) joins an existing cluster; its nodes must
-    import the same mmw, or ``working_dir`` (this checkout) is uploaded to them. A session
-    already open in this process is reused as it is and left open (returns False), so
-    callers shut down only what they started.
+    import the same mmw, or ``working_dir`` (this checkout; default: the environment
+    variable ``MMW_RAY_WORKING_DIR``, so the command line can ship code without an option
+    per command) is uploaded to every worker by Ray. A session already open in this process
+    is reused as it is and left open (returns False), so callers shut down only what they
+    started.
     """
     import ray
 
     if ray.is_initialized():
         return False
+    working_dir = working_dir or os.environ.get("MMW_RAY_WORKING_DIR") or None
     runtime_env: dict[str, Any] = {}
     if working_dir is not None:
         runtime_env = {"working_dir": str(working_dir), "excludes": EXCLUDES}
@@ -73,10 +75,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         runtime_env = {"env_vars": {"PYTHONPATH": path}}
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
+        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
                  runtime_env=runtime_env or None)
     else:
-        ray.init(address=address, logging_level="WARNING", runtime_env=runtime_env or None)
+        ray.init(address=address, logging_level="ERROR", runtime_env=runtime_env or None)
     return True
 
 
@@ -221,6 +223,12 @@ class ShardedSource:
         self.seed = int(self.spec.config.get("seed", 0))
         self._plan = [(int(i), int(n)) for i, n in plan]
         self._owns_ray = connect(address, num_cpus=None, working_dir=working_dir)
+        need = self.config.workers * self.config.num_cpus
+        have = float(ray.cluster_resources().get("CPU", 0.0))
+        if need > have:  # an actor that cannot be placed would stall the stream forever
+            self._release()
+            raise ValueError(f"{self.config.workers} Ray workers x {self.config.num_cpus:g} "
+                             f"CPU need {need:g} CPUs; the cluster has {have:g}")
         actor = ray.remote(CorpusWorker).options(
             num_cpus=self.config.num_cpus, max_restarts=self.config.max_restarts,
             max_task_retries=self.config.max_restarts)
@@ -281,6 +289,14 @@ class ShardedSource:
 
         return ray.get([w.pid.remote() for w in self._workers])
 
+    def _release(self) -> None:
+        """Shut down the Ray session if this source started it (and only then)."""
+        import ray
+
+        if self._owns_ray:
+            self._owns_ray = False
+            ray.shutdown()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -293,9 +309,7 @@ class ShardedSource:
         for worker in self._workers:
             ray.kill(worker)
         self._workers = []
-        if self._owns_ray:
-            ray.shutdown()
-
+        self._release()
 
 
 @contextlib.contextmanager

@@ -66,6 +66,11 @@ def test_sharded_blocks_equal_local_blocks_and_survive_a_killed_worker(ray_clust
         assert _same(source.batch_at(5, 48), corpus.batch_at(5, 48))
 
 
+def test_more_workers_than_cluster_cpus_is_a_clear_error(ray_cluster) -> None:
+    with pytest.raises(ValueError, match="need 3 CPUs; the cluster has 2"):
+        ShardedSource(_corpus(), [(0, 8)], ShardedConfig(workers=3))
+
+
 def test_training_from_the_sharded_source_matches_local_training(ray_cluster,
                                                                  tmp_path) -> None:
     corpus = _corpus(seed=0)
