@@ -125,6 +125,7 @@ class LLMSettings:
     temperature: float | None = 0.7
     max_tokens: int | None = 8192
     timeout_s: float | None = 180.0
+    max_retries: int = 2
     prompt_version: str = "v1"
 
     def __post_init__(self) -> None:
@@ -139,7 +140,7 @@ class LLMSettings:
         return {"model": self.model, "base_url": self.base_url,
                 "api_key_env": self.api_key_env, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "timeout_s": self.timeout_s,
-                "prompt_version": self.prompt_version}
+                "max_retries": self.max_retries, "prompt_version": self.prompt_version}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LLMSettings:
@@ -323,7 +324,8 @@ def _llm_factory(settings: LLMSettings) -> ProposerFactory:
         from agent.llm import ChatSettings, LLMProposer
 
         chat = ChatSettings(temperature=settings.temperature, max_tokens=settings.max_tokens,
-                            timeout_s=settings.timeout_s, seed=seed)
+                            timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+                            seed=seed)
         log = TrajectoryLog(workdir / "trajectory.jsonl")
         if settings.base_url:
             return LLMProposer.from_base_url(settings.base_url, settings.model,
