@@ -41,6 +41,9 @@ MAX_PANELS = 6
 _STYLE = """
 .legend { color: #555; font-size: 0.9em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+span.ci { color: #666; font-size: 0.8em; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+img.plot { max-width: 100%; height: auto; }
 """
 
 
@@ -175,17 +178,34 @@ def _score_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
                  counts: bool = False) -> str:
     head = ["agent"] + (["jobs", *STATUSES] if counts else []) + [METRIC_BY_KEY[k].label
                                                                      for k in keys]
-    out = ["<table class=\"compact\"><thead><tr>"
+    out = ["<div class=\"scroll\"><table class=\"compact\"><thead><tr>"
            + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for agent, summary in rows.items():
         cells = [f"<td>{_esc(agent)}</td>"]
         if counts:
             cells += [f'<td class="num">{_esc(summary["jobs"])}</td>'] + [
                 f'<td class="num">{_esc(summary["status"].get(s, 0))}</td>' for s in STATUSES]
-        cells += [f'<td class="num">{_esc(cell_text(summary["metrics"].get(k), METRIC_BY_KEY[k]))}'
-                  f"</td>" for k in keys]
+        cells += [f'<td class="num">{_html_cell(summary["metrics"].get(k), k)}</td>'
+                  for k in keys]
         out.append("<tr>" + "".join(cells) + "</tr>")
-    return "".join(out) + "</tbody></table>"
+    return "".join(out) + "</tbody></table></div>"
+
+
+def _html_cell(summary: Mapping[str, Any] | None, key: str) -> str:
+    """The mean, and under it the interval and n in small print (keeps tables narrow)."""
+    text = cell_text(summary, METRIC_BY_KEY[key])
+    if summary is None:
+        return _esc(text)
+    mean, _, rest = text.partition(" [")
+    return f'{_esc(mean)}<br><span class="ci">[{_esc(rest)}</span>'
+
+
+def _budget_text(budget: Mapping[str, Any]) -> str:
+    fit = budget.get("fit") or {}
+    parts = [f"{budget.get('max_seconds', '?')} s search", f"{budget.get('max_nodes', '?')} "
+             f"nodes"] + [f"fit {k} {fit[k]}" for k in ("starts", "adam_steps", "lbfgs_steps")
+                          if k in fit]
+    return ", ".join(parts)
 
 
 def _img(uri: str | None, alt: str) -> str:
@@ -249,8 +269,8 @@ def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any
         groups.setdefault(m.group, []).append(m.key)
     body = ["<h1>mmw bench</h1>",
             f'<p class="muted">{_esc(len(results))} jobs; agents {_esc(", ".join(agents))}; '
-            f"seeds {_esc(', '.join(map(str, manifest.get('seeds', []))))}; budget "
-            f"{_esc(json.dumps(manifest.get('budget', {}), sort_keys=True))}</p>",
+            f"seeds {_esc(', '.join(map(str, manifest.get('seeds', []))))}; budget per job "
+            f"{_esc(_budget_text(manifest.get('budget') or {}))}</p>",
             '<p class="legend">Cells: mean [95% bootstrap interval over (task, seed) jobs] '
             "(jobs with a value); lower is better except the valid rates. Forecast skill is "
             "the test-window RMSE over that of naive persistence (below 1 beats it).</p>"]
