@@ -3,7 +3,8 @@
 The fast tests swap the executor for an in-process one that fakes results (the CLI's
 plumbing is what they check); the end-to-end test runs the oracle and the neural baseline
 on one suite task in real worker processes and is marked slow (about a minute on two
-shared cores, dominated by the oracle's multi-start fit).
+shared cores, dominated by the oracle's multi-start fit), and so is the same on a tiny
+task loaded with --tasks-dir (about 15 s).
 """
 
 from __future__ import annotations
@@ -124,3 +125,24 @@ def test_end_to_end_oracle_and_neural_on_one_task(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") >= 2
     r = _invoke("bench", "report", out)
     assert r.exit_code == 0 and "report.html" in r.output
+
+
+@pytest.mark.slow
+def test_end_to_end_on_a_tiny_task_from_a_tasks_dir(tmp_path: Path) -> None:
+    """Real workers, real agents, a task loaded from JSON (the worker reloads it); about
+    15 s on two shared cores."""
+    from tiny_tasks import decay_task
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    task = decay_task()
+    (tasks / f"{task.name}.json").write_text(task.to_json())
+    out = tmp_path / "run"
+    r = _invoke("bench", "run", "--tasks-dir", tasks, "--agents", "oracle,neural",
+                "--out", out, "--workers", 2, "--budget-seconds", 5, "--max-nodes", 1)
+    assert r.exit_code == 0, r.output
+    assert "[2/2]" in r.output and "2 ok" in r.output
+    scores = json.loads((out / "results.json").read_text())["scores"]["overall"]
+    assert scores["oracle"]["metrics"]["valid"]["mean"] == 1.0
+    assert scores["oracle"]["metrics"]["cf_error"] is not None
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 2
