@@ -87,8 +87,9 @@ _MAINT_TIMES = tuple(float(t) for t in range(0, 168, 12))
 
 
 def _saturable(full: bool, saturable: bool = True) -> Model:
-    m = Model("IV dosing, enzyme-limited metabolism", time_unit="hour")
-    central, metab = m.states("central metabolite")
+    m = Model("oral dosing, enzyme-limited metabolism", time_unit="hour")
+    gut, central, metab = m.states("gut central metabolite")
+    k_abs = m.param("k_abs", LogUniform(0.01, 20.0), doc="absorption rate", unit="1/hour")
     vol = m.param("vol", LogUniform(1.0, 1000.0), doc="volume of distribution", unit="L")
     conc = central / vol
     if saturable:
@@ -97,11 +98,12 @@ def _saturable(full: bool, saturable: bool = True) -> Model:
         km = m.param("km", LogUniform(0.01, 1000.0), doc="concentration at half vmax",
                      unit="mg/L")
         m.flow(central, metab, vmax * conc / (km + conc), name="metabolism")
-    else:
+    else:  # the wrong structure: first-order (linear) metabolism
         k_met = m.param("k_met", LogUniform(1e-4, 10.0), doc="metabolic rate constant")
         m.flow(central, metab, k_met * central, name="metabolism")
+    m.flow(gut, central, k_abs * gut, name="absorption")
     sd = m.param("sd_conc", LogUniform(0.01, 2.0))
-    m.init(central=0, metabolite=0)
+    m.init(gut=0, central=0, metabolite=0)
     m.observe("conc", conc, noise=LogNormalNoise(sd), unit="mg/L")
     k_m = m.param("k_renal", LogUniform(1e-3, 10.0), doc="renal clearance of the metabolite")
     m.flow(metab, None, k_m * metab, name="renal_excretion")
@@ -113,39 +115,43 @@ def _saturable(full: bool, saturable: bool = True) -> Model:
 
 
 def saturable(full: bool) -> BenchTask:
-    params = {"vol": 45.0, "vmax": 21.0, "km": 4.0, "sd_conc": 0.08, "k_renal": 0.15}
+    """Phenytoin-like kinetics: at 400 mg/day the steady level (~15 mg/L) is reached only
+    slowly, and a modest dose increase pushes intake past the enzyme's capacity."""
+    params = {"k_abs": 0.5, "vol": 45.0, "vmax": 21.0, "km": 4.0, "sd_conc": 0.08,
+              "k_renal": 0.03}
     if full:
-        params.update({"vol_metab": 30.0, "sd_metab": 0.12})
+        params.update({"vol_metab": 60.0, "sd_metab": 0.12})
     extra = (" The main (inactive) metabolite was measured in the same samples (mg/L); it is "
-             "formed by the liver and excreted by the kidneys.") if full else ""
+             "formed by the liver and excreted slowly by the kidneys.") if full else ""
     return BenchTask(
         name=f"pk-saturable-{'full' if full else 'partial'}",
         domain="pharmacology",
         difficulty="medium" if full else "hard",
-        tags=("pk", "saturable-elimination", "nonlinear", "iv", "concentrations"),
+        tags=("pk", "oral", "saturable-elimination", "nonlinear", "concentrations"),
         variant="full" if full else "partial",
         description=(
-            "An adult patient with epilepsy was started on an anticonvulsant given "
-            "intravenously without a loading dose: 200 mg every 12 hours, 14 doses from hour 0 "
-            "to hour 156. The drug is removed almost entirely by metabolism in the liver, and "
-            "the metabolising enzyme is known to be saturable in the therapeutic range, so "
-            "the drug is cleared more slowly at high levels than at low ones. Plasma drug "
-            "concentration (mg/L) was measured every 4 hours for a week, the first sample "
-            "just after the first dose." + extra),
+            "An adult patient with epilepsy was started on an anticonvulsant without a "
+            "loading dose: a 200 mg capsule by mouth every 12 hours, 14 doses starting at "
+            "hour 0. The drug is absorbed from the gut over a few hours and removed almost "
+            "entirely by metabolism in the liver; the metabolising enzyme is known to be "
+            "saturable in the therapeutic range, so the drug is cleared more slowly at high "
+            "levels than at low ones. Plasma drug concentration (mg/L) was measured every 4 "
+            "hours for a week; the pre-dose sample at hour 0 was below the limit of "
+            "quantification." + extra),
         time_unit="hour",
         times=np.arange(0.0, 169.0, 4.0),
         train_until=72.0,
         validate_until=96.0,
         observed=("conc", "metabolite_conc") if full else ("conc",),
-        hidden=() if full else ("metabolite",),
+        hidden=("gut",) if full else ("gut", "metabolite"),
         truth_model=_saturable(full),
         truth_params=params,
-        conditions=(Dose("central", _MAINT, _MAINT_TIMES),),
+        conditions=(Dose("gut", _MAINT, _MAINT_TIMES),),
         counterfactuals=(Counterfactual(
-            "What if the maintenance dose had been raised by giving an additional 100 mg "
-            "every 12 hours, 6 doses starting at hour 96?",
-            (Dose("central", 100.0, tuple(96.0 + 12.0 * i for i in range(6))),), 96.0),),
-        recover={"volume": "vol"},
+            "What if the dose had been raised by giving an additional 100 mg every 12 hours, "
+            "6 doses starting at hour 96?",
+            (Dose("gut", 100.0, tuple(96.0 + 12.0 * i for i in range(6))),), 96.0),),
+        recover={"absorption_rate": "k_abs", "volume": "vol"},
         wrong_model=_saturable(full, saturable=False),
         noise_seed=606,
     )

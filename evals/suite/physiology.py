@@ -2,11 +2,11 @@
 after Bergman's minimal model.
 
 Glucose (mg/dL) is produced by the liver and taken up at a rate set by glucose itself
-(glucose effectiveness) and by insulin acting from a remote compartment; the pancreas
-secretes insulin (µU/mL) when glucose exceeds a threshold, and insulin is cleared
-first-order. The remote action only grows with insulin above basal, so every state stays
-non-negative and the basal state (Gb, Ib, no action) is a steady state. Minutes are the
-unit, as in the clinical test.
+(glucose effectiveness) and by insulin acting from a remote compartment. The pancreas
+secretes insulin (µU/mL) in proportion to glucose's excess over basal, less than basal
+when glucose undershoots, and insulin is cleared first-order. The remote action only
+grows with insulin above basal, so every state stays non-negative and the basal state
+(Gb, Ib, no action) is a steady state. Minutes are the unit, as in the clinical test.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ def _minimal(full: bool, remote: bool = True) -> Model:
     p3 = m.param("p3", LogUniform(1e-8, 1e-2), doc="gain of insulin action")
     n = m.param("n_clear", LogUniform(1e-3, 5.0), doc="insulin clearance", unit="1/min")
     gam = m.param("gam", LogUniform(1e-4, 10.0), doc="insulin secretion per mg/dL of glucose")
-    h = m.param("h_thresh", LogUniform(10.0, 400.0), doc="glucose threshold of secretion")
     gb = m.param("gb", LogUniform(10.0, 400.0), doc="basal glucose", unit="mg/dL")
     ib = m.param("ib", LogUniform(0.1, 200.0), doc="basal insulin", unit="µU/mL")
     sd_g = m.param("sd_glucose", LogUniform(0.005, 2.0))
@@ -46,7 +45,9 @@ def _minimal(full: bool, remote: bool = True) -> Model:
     else:  # the wrong structure: insulin acts on uptake without delay, no remote action
         m.flow(g, None, (p3 / p2) * Max(ins - ib, 0) * g, name="insulin_dependent_uptake")
         m.rate(x, -p2 * x)
-    m.flow(None, ins, n * ib + gam * Max(g - h, 0), name="secretion")
+    # secretion follows glucose both ways: it rises above basal with glucose and is
+    # suppressed below basal when glucose undershoots (never negative)
+    m.flow(None, ins, Max(n * ib + gam * (g - gb), 0), name="secretion")
     m.flow(ins, None, n * ins, name="insulin_clearance")
     m.init(gluc=gb, action=0, ins=ib)
     m.observe("glucose", g, noise=LogNormalNoise(sd_g), unit="mg/dL")
@@ -57,8 +58,8 @@ def _minimal(full: bool, remote: bool = True) -> Model:
 
 
 def ivgtt(full: bool) -> BenchTask:
-    params = {"p1": 0.02, "p2": 0.02, "p3": 1.3e-5, "n_clear": 0.25, "gam": 0.09,
-              "h_thresh": 95.0, "gb": 90.0, "ib": 8.0, "sd_glucose": 0.03}
+    params = {"p1": 0.02, "p2": 0.02, "p3": 1.3e-5, "n_clear": 0.1, "gam": 0.03,
+              "gb": 90.0, "ib": 8.0, "sd_glucose": 0.03}
     if full:
         params["sd_insulin"] = 0.12
     seen = ("Plasma glucose (mg/dL) and insulin (µU/mL) were measured" if full else
@@ -74,8 +75,9 @@ def ivgtt(full: bool) -> BenchTask:
             "overnight fast: at minute 0 a glucose bolus of 0.3 g/kg was injected over one "
             "minute, raising plasma glucose by about 220 mg/dL. Glucose is taken up by "
             "tissues on its own and, more strongly, under the action of insulin, which works "
-            "through tissue insulin receptors with some delay; the pancreas secretes insulin "
-            "while glucose is above a threshold, and the liver clears it. " + seen +
+            "through tissue insulin receptors with some delay; the pancreas secretes more insulin "
+            "the higher glucose is above its fasting level (and less when it falls below), and "
+            "the liver clears insulin within minutes. " + seen +
             " right after the injection and then at minutes 2 to 240 on the usual frequent "
             "sampling schedule."),
         time_unit="minute",

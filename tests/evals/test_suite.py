@@ -190,3 +190,13 @@ def test_load_dir_reads_task_json(tmp_path: Any) -> None:
     assert list(loaded) == ["eco-hare-lynx-real", "phys-ivgtt-full"]
     assert loaded["phys-ivgtt-full"] == TASKS["phys-ivgtt-full"]
     assert [t.name for t in select("physiology", tasks_dir=tmp_path)] == ["phys-ivgtt-full"]
+
+
+@pytest.mark.parametrize("task", SIMULATED, ids=[t.name for t in SIMULATED])
+def test_test_window_is_not_flat(task: BenchTask, runs: dict[str, dict[str, Any]]) -> None:
+    """Forecast errors are normalised by the truth's spread on the test window, so every
+    observed series must still move there (no column sits at a steady state)."""
+    test = task.test_mask()
+    for name, values in runs[task.name]["mean"].items():
+        v = values[test]
+        assert np.std(v) > 0.02 * np.mean(np.abs(v)), (name, np.std(v), np.mean(v))
