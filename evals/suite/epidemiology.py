@@ -36,12 +36,19 @@ def _town() -> Model:
     return m
 
 
-def _sir_wrong(pop: float, columns: dict[str, float]) -> Model:
+def _sir_wrong(pop: float, columns: dict[str, float], beta: str = "b_contact",
+               distancing: bool = False) -> Model:
     """The misspecified structure for the epidemics: SIR (no latent period, no delay, one
-    homogeneous population); each observed column is a fixed share of reported infections."""
+    homogeneous population); each observed column is a fixed share of reported infections.
+
+    ``beta`` and ``distancing`` give it the names the truth's what-if questions act on, so
+    the question can be put to the wrong structure too (it then answers wrongly: a cut in
+    school transmission becomes a cut in everyone's)."""
     m = Model("SIR, no latent period", time_unit="day")
     sus, inf, rem = m.states("sus infective rem")
-    b = m.param("b_contact", LogUniform(0.05, 3.0))
+    b = m.param(beta, LogUniform(0.05, 3.0))
+    if distancing:
+        b = (1 - m.control("distancing", 0.0)) * b
     k_rec = m.param("k_recover", LogUniform(0.03, 1.0))
     i0 = m.param("inf0", LogUniform(0.1, 1000.0))
     disp = m.param("disp", LogUniform(0.5, 1000.0))
@@ -163,7 +170,8 @@ def seir_delay(full: bool) -> BenchTask:
             (SetValue("distancing", 0.4, 45.0, 85.0),), 45.0),),
         recover={"transmission_rate": "beta", "incubation_rate": "sigma",
                  "recovery_rate": "gamma", "reporting_fraction": "rho"},
-        wrong_model=_sir_wrong(_REGION, {c: float(c == "infectious_survey") for c in observed}),
+        wrong_model=_sir_wrong(_REGION, {c: float(c == "infectious_survey") for c in observed},
+                               distancing=True),
         noise_seed=101,
     )
 
@@ -238,7 +246,7 @@ def age_groups(full: bool) -> BenchTask:
             "children by 70% while contacts at home and among adults stay the same.",
             (Scale("b_cc", 0.3, 18.0),), 18.0),),
         recover={"incubation_rate": "sigma", "recovery_rate": "gamma"},
-        wrong_model=_sir_wrong(_CHILDREN + _ADULTS, {c: 0.0 for c in observed}),
+        wrong_model=_sir_wrong(_CHILDREN + _ADULTS, {c: 0.0 for c in observed}, beta="b_cc"),
         noise_seed=202,
     )
 

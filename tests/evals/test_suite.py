@@ -16,7 +16,7 @@ import pytest
 from evals.suite import all_tasks, load_dir, select
 from evals.task import BenchTask, task_from_json
 from mechanistic import LogNormalNoise, NegBinomial, run_checks
-from mechanistic.interventions import Dose
+from mechanistic.interventions import Dose, validate_interventions
 
 TASKS = all_tasks()
 SIMULATED = [t for t in TASKS.values() if t.truth_model is not None]
@@ -200,3 +200,14 @@ def test_test_window_is_not_flat(task: BenchTask, runs: dict[str, dict[str, Any]
     for name, values in runs[task.name]["mean"].items():
         v = values[test]
         assert np.std(v) > 0.02 * np.mean(np.abs(v)), (name, np.std(v), np.mean(v))
+
+
+@pytest.mark.parametrize("task", SIMULATED, ids=[t.name for t in SIMULATED])
+def test_wrong_model_can_run_the_study_and_the_questions(task: BenchTask) -> None:
+    """The sanity agent 'wrong' fits the misspecified structure under the study's
+    conditions and answers the questions on it, so it must declare the names they use."""
+    assert task.wrong_model is not None
+    validate_interventions(task.wrong_model, list(task.conditions))
+    for cf in task.counterfactuals:
+        validate_interventions(task.wrong_model, list(cf.interventions))
+    assert str(task.wrong_model.to_dict()) != str(task.truth_model.to_dict())  # type: ignore[union-attr]
