@@ -173,10 +173,11 @@ def _plankton_linear(observed: tuple[str, ...]) -> Model:
 
 def plankton(full: bool) -> BenchTask:
     observed = ("algae", "zooplankton", "fish") if full else ("algae", "fish")
-    params = {"r_algae": 0.55, "k_algae": 86.0, "graze": 0.013, "half_algae": 150.0,
-              "eff_zoo": 0.34, "d_zoo": 0.078, "prey_fish": 0.0084, "half_zoo": 29.0,
-              "eff_fish": 0.19, "d_fish": 0.016, "algae0": 60.0, "zooplankton0": 8.0,
-              "fish0": 3.0}
+    # a limit cycle of about 230 days: the training years hold one and a half of them
+    params = {"r_algae": 0.335, "k_algae": 93.0, "graze": 0.0141, "half_algae": 52.0,
+              "eff_zoo": 0.29, "d_zoo": 0.049, "prey_fish": 0.0095, "half_zoo": 24.0,
+              "eff_fish": 0.2, "d_fish": 0.0148, "algae0": 40.0, "zooplankton0": 10.0,
+              "fish0": 5.0}
     noise = {"algae": 0.15, "zooplankton": 0.25, "fish": 0.2}
     params.update({f"sd_{c}": noise[c] for c in observed})
     seen = ("Every week algal biomass (from chlorophyll), zooplankton biomass (from net hauls) "
@@ -193,23 +194,23 @@ def plankton(full: bool) -> BenchTask:
         variant="full" if full else "partial",
         description=(
             "A large enclosure in a lake was stocked with a few planktivorous fish at the start "
-            "of the study. Algae grow towards the carrying capacity set by nutrients and "
+            "of a two-year study. Algae grow towards the carrying capacity set by nutrients and "
             "light; zooplankton graze the algae, and the fish eat the zooplankton. Both "
             "grazers and fish feed at a rate that levels off when their food is plentiful. "
             "Zooplankton and fish grow in proportion to what they eat and die at a steady "
             "rate. " + seen),
         time_unit="day",
-        times=np.arange(0.0, 421.0, 7.0),
-        train_until=182.0,
-        validate_until=238.0,
+        times=np.arange(0.0, 729.0, 7.0),
+        train_until=399.0,
+        validate_until=483.0,
         observed=observed,
         hidden=() if full else ("zooplankton",),
         truth_model=_plankton(observed),
         truth_params=params,
         conditions=(),
         counterfactuals=(Counterfactual(
-            "From day 210 on, fishing removes 1% of the fish (the top predators) every day.",
-            (Transfer("fish", None, 0.01, 210.0),), 210.0),),
+            "From day 490 on, fishing removes 1% of the fish (the top predators) every day.",
+            (Transfer("fish", None, 0.01, 490.0),), 490.0),),
         recover={},
         wrong_model=_plankton_linear(observed),
         noise_seed=404,

@@ -79,7 +79,8 @@ def lung(full: bool) -> BenchTask:
     if full:
         params.update({"v_dist": 60.0, "sd_conc": 0.15})
     extra = (" Plasma paclitaxel concentration (mg/L) was measured at every imaging visit; "
-             "before the first dose it was below the limit of quantification.") if full else ""
+             "it was below the limit of quantification before the first dose and again once "
+             "the drug had washed out after treatment.") if full else ""
     conditions = (Dose("drug", _CHEMO_MG, _CHEMO_DAYS),
                   *(SetValue("radiation", _FRACTION_GY, a, b) for a, b in _RT_WINDOWS))
     return BenchTask(
