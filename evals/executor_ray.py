@@ -39,24 +39,45 @@ Ray uploads it to every worker (see :func:`sgnn.sharded.connect`).
 from __future__ import annotations
 
 import math
+import multiprocessing
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evals.executor import Job, LocalProcessExecutor, failure_result
+from evals.executor import Job, LocalProcessExecutor, failure_result, kill_tree
 
 __all__ = ["RayExecutor"]
 
 
 def _run_isolated(fn: Callable[[Job], dict[str, Any]], job: Job, timeout: float,
                   threads: int) -> dict[str, Any]:
-    """Ray task body with isolation: the job in a child process, killed at its limit."""
-    local = LocalProcessExecutor(workers=1, threads=threads)
-    for _, result in local.run(fn, [job], lambda _job: timeout):
-        return result
-    return failure_result(job, "error", "the local executor yielded no result")
+    """Ray task body with isolation: the job in a child process, killed at its limit.
+
+    The one-job executor runs in a thread while this (the task's main) thread waits in
+    short steps: Ray's gentle cancel raises KeyboardInterrupt here, between steps, and
+    the job's process tree is killed before the task ends (a forced cancel would kill
+    only the Ray worker and orphan the job, which runs in a session of its own).
+    """
+    found: list[dict[str, Any]] = []
+
+    def work() -> None:
+        local = LocalProcessExecutor(workers=1, threads=threads)
+        found.extend(result for _, result in local.run(fn, [job], lambda _job: timeout))
+
+    thread = threading.Thread(target=work, name=f"mmw-job-{job.key}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.25)
+    except BaseException:
+        for child in multiprocessing.active_children():
+            kill_tree(child.pid)
+        raise
+    return found[0] if found else failure_result(job, "error", "the local executor "
+                                                 "yielded no result")
 
 
 def _run_direct(fn: Callable[[Job], dict[str, Any]], job: Job, timeout: float,
@@ -160,10 +181,25 @@ class RayExecutor:
                             f"(limit {flight.deadline - flight.submitted:.0f} s including "
                             f"{self.start_grace_s:.0f} s to start)", wall)
         finally:
-            for ref in flying:  # the consumer stopped early: stop what still runs
-                ray.cancel(ref, force=True, recursive=True)
+            self._stop(ray, list(flying))
             if owns:
                 ray.shutdown()
+
+    def _stop(self, ray: Any, refs: list[Any]) -> None:
+        """The consumer stopped early (Ctrl-C, an error): stop what still runs.
+
+        Isolated tasks are first interrupted gently (Ray raises KeyboardInterrupt in the
+        task), so the one-job executor inside kills its job's process tree; a forced
+        cancel would kill the Ray worker and orphan that tree.
+        """
+        if not refs:
+            return
+        if self.isolate:
+            for ref in refs:
+                ray.cancel(ref)
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=10.0)
+        for ref in refs:
+            ray.cancel(ref, force=True, recursive=True)
 
     def _collect(self, ray: Any, flight: _Flight) -> dict[str, Any]:
         """The task's result dict, or the failure that replaced it, as data."""
@@ -174,6 +210,8 @@ class RayExecutor:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             return failure_result(flight.job, "error", f"{type(cause).__name__}: {cause}",
                                   wall, detail=str(exc))
+        except ray.exceptions.TaskCancelledError as exc:  # cancelled outside this executor
+            return failure_result(flight.job, "error", f"Ray task cancelled: {exc}", wall)
         except ray.exceptions.RayError as exc:  # worker or node lost beyond the retries
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return failure_result(flight.job, "error", f"Ray worker lost after "

@@ -50,9 +50,15 @@ def crash_once(job: Job) -> dict[str, Any]:
 
 
 def sleepy(job: Job) -> dict[str, Any]:
-    """Runs far past any test's time limit."""
+    """Runs far past any test's time limit; leaves its process id in ``OUT/pid-<key>``."""
+    (Path(job.out) / f"pid-{job.key}").write_text(str(os.getpid()))
     time.sleep(120)
     return seeded(job)
+
+
+def oracle_fast(job: Job) -> dict[str, Any]:
+    """The oracle's jobs finish at once, everyone else's never (within a test)."""
+    return seeded(job) if job.agent == "oracle" else sleepy(job)
 
 
 def raises(job: Job) -> dict[str, Any]:

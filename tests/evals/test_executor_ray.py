@@ -132,3 +132,34 @@ def test_timeout_and_raising_job_are_rows_not_exceptions(ray_cluster, tmp_path) 
     assert backstop["status"] == "timeout" and "cancelled" in backstop["reason"]
     [(_, error)] = list(RayExecutor(isolate=False).run(raises, [job], lambda j: 60))
     assert error["status"] == "error" and "bad job" in error["reason"]
+
+
+def test_stopping_early_kills_the_isolated_jobs_still_running(ray_cluster, tmp_path) -> None:
+    import time
+
+    from ray_jobs import oracle_fast
+
+    fast, slow = _jobs(tmp_path, n_seeds=1)[:2]  # alpha: oracle, then neural
+    runs = RayExecutor(workers=2).run(oracle_fast, [fast, slow], lambda j: 60)
+    first, _ = next(runs)
+    assert first == fast
+    pid_file = tmp_path / f"pid-{slow.key}"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runs.close()  # what a consumer that fails, or Ctrl-C, does to the generator
+    pid = int(pid_file.read_text())
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.2)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
