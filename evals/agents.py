@@ -384,7 +384,13 @@ class SearchAgent:
                           tokens=proposer.usage.tokens, detail=detail, **counts)
         fit = best.fit_result
         detail["best"] = best.id
-        forecast = _observed(fit, task, ())
+        try:
+            forecast = _observed(fit, task, ())
+        except Exception as exc:  # the fitted model cannot be simulated on the task's grid
+            return failed(self.name, task, f"forecast failed: {type(exc).__name__}: {exc}",
+                          started, structure=best.candidate.structure,
+                          llm_calls=proposer.usage.llm_calls, tokens=proposer.usage.tokens,
+                          detail=detail, **counts)
         cfs: list[Series | None] = []
         items_json: list[list[dict]] = []
         problems: list[str | None] = []
