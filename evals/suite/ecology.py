@@ -21,15 +21,15 @@ __all__ = ["tasks"]
 def _voles(full: bool) -> Model:
     m = Model("logistic prey, saturating predation", time_unit="year")
     prey, pred = m.states("voles weasels")
-    r = m.param("r_prey", LogUniform(0.05, 20.0), doc="vole growth rate")
-    k = m.param("k_prey", LogUniform(1.0, 1e4), doc="vole carrying capacity")
-    a = m.param("attack", LogUniform(1e-4, 10.0), doc="attack rate per weasel")
-    half = m.param("half_sat", LogUniform(0.1, 1e4), doc="vole level of half-maximal intake")
-    e = m.param("conversion", LogUniform(1e-3, 10.0), doc="weasels born per vole eaten")
-    mort = m.param("m_pred", LogUniform(0.01, 20.0), doc="weasel death rate")
-    prey0 = m.param("voles0", LogUniform(1.0, 1e4))
-    pred0 = m.param("weasels0", LogUniform(0.1, 1e3))
-    phi_prey = m.param("phi_voles", LogUniform(0.5, 1000.0))
+    r = m.param("r_prey", LogUniform(0.5, 10.0), doc="vole growth rate", unit="1/year")
+    k = m.param("k_prey", LogUniform(20.0, 1000.0), doc="vole carrying capacity")
+    a = m.param("attack", LogUniform(0.01, 2.0), doc="attack rate per weasel")
+    half = m.param("half_sat", LogUniform(2.0, 500.0), doc="vole level of half-maximal intake")
+    e = m.param("conversion", LogUniform(0.05, 3.0), doc="weasels born per vole eaten")
+    mort = m.param("m_pred", LogUniform(0.2, 5.0), doc="weasel death rate", unit="1/year")
+    prey0 = m.param("voles0", LogUniform(5.0, 500.0))
+    pred0 = m.param("weasels0", LogUniform(1.0, 200.0))
+    phi_prey = m.param("phi_voles", LogUniform(1.0, 200.0))
     intake = a * prey / (1 + prey / half)
     m.flow(None, prey, r * prey, name="births")
     m.flow(prey, None, r * prey * prey / k, name="crowding")
@@ -39,7 +39,7 @@ def _voles(full: bool) -> Model:
     m.init(voles=prey0, weasels=pred0)
     m.observe("voles", prey, noise=NegBinomial(phi_prey), doc="voles trapped per census")
     if full:
-        phi_pred = m.param("phi_weasels", LogUniform(0.5, 1000.0))
+        phi_pred = m.param("phi_weasels", LogUniform(1.0, 200.0))
         m.observe("weasels", pred, noise=NegBinomial(phi_pred), doc="weasels counted")
     return m
 
@@ -113,17 +113,17 @@ def voles(full: bool) -> BenchTask:
 def _plankton(observed: tuple[str, ...]) -> Model:
     m = Model("three-level food chain", time_unit="day")
     alg, zoo, fish = m.states("algae zooplankton fish")
-    r = m.param("r_algae", LogUniform(0.01, 5.0), doc="algal growth rate")
-    k = m.param("k_algae", LogUniform(1.0, 1e4), doc="algal carrying capacity")
-    a1 = m.param("graze", LogUniform(1e-5, 1.0), doc="grazing rate per zooplankter")
-    h1 = m.param("half_algae", LogUniform(1.0, 1e4), doc="algae at half-maximal grazing")
-    e1 = m.param("eff_zoo", LogUniform(0.01, 1.0), doc="zooplankton growth per algae eaten")
-    d1 = m.param("d_zoo", LogUniform(1e-3, 1.0), doc="zooplankton death rate")
-    a2 = m.param("prey_fish", LogUniform(1e-5, 1.0), doc="predation rate per fish")
-    h2 = m.param("half_zoo", LogUniform(0.1, 1e4), doc="zooplankton at half-maximal predation")
-    e2 = m.param("eff_fish", LogUniform(0.01, 1.0), doc="fish growth per zooplankton eaten")
-    d2 = m.param("d_fish", LogUniform(1e-4, 1.0), doc="fish death rate")
-    inits = {s: m.param(f"{s}0", LogUniform(0.1, 1e4)) for s in ("algae", "zooplankton", "fish")}
+    r = m.param("r_algae", LogUniform(0.05, 2.0), doc="algal growth rate", unit="1/day")
+    k = m.param("k_algae", LogUniform(10.0, 1000.0), doc="algal carrying capacity")
+    a1 = m.param("graze", LogUniform(1e-3, 0.2), doc="grazing rate per zooplankter")
+    h1 = m.param("half_algae", LogUniform(5.0, 500.0), doc="algae at half-maximal grazing")
+    e1 = m.param("eff_zoo", LogUniform(0.05, 1.0), doc="zooplankton growth per algae eaten")
+    d1 = m.param("d_zoo", LogUniform(0.005, 0.5), doc="zooplankton death rate")
+    a2 = m.param("prey_fish", LogUniform(1e-3, 0.1), doc="predation rate per fish")
+    h2 = m.param("half_zoo", LogUniform(2.0, 200.0), doc="zooplankton at half-maximal predation")
+    e2 = m.param("eff_fish", LogUniform(0.05, 1.0), doc="fish growth per zooplankton eaten")
+    d2 = m.param("d_fish", LogUniform(1e-3, 0.1), doc="fish death rate")
+    inits = {s: m.param(f"{s}0", LogUniform(1.0, 500.0)) for s in ("algae", "zooplankton", "fish")}
     grazing = a1 * alg / (1 + alg / h1)
     predation = a2 * zoo / (1 + zoo / h2)
     m.flow(None, alg, r * alg, name="algal_growth")
@@ -138,7 +138,7 @@ def _plankton(observed: tuple[str, ...]) -> Model:
     states = {"algae": alg, "zooplankton": zoo, "fish": fish}
     for name in observed:
         m.observe(name, states[name],
-                  noise=LogNormalNoise(m.param(f"sd_{name}", LogUniform(0.01, 2.0))))
+                  noise=LogNormalNoise(m.param(f"sd_{name}", LogUniform(0.01, 1.0))))
     return m
 
 

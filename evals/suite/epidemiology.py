@@ -106,13 +106,13 @@ def _delayed(survey: bool) -> Model:
     m = Model("SEIR with under-reporting and a reporting delay", time_unit="day")
     s, e, i, r = m.states("s e i r")
     q1, q2 = m.states("queue1 queue2")
-    beta = m.param("beta", LogUniform(0.05, 3.0), doc="transmission rate")
-    sigma = m.param("sigma", LogUniform(0.05, 2.0), doc="rate of becoming infectious")
-    gamma = m.param("gamma", LogUniform(0.03, 1.0), doc="recovery rate")
+    beta = m.param("beta", LogUniform(0.1, 2.0), doc="transmission rate")
+    sigma = m.param("sigma", LogUniform(0.1, 1.0), doc="rate of becoming infectious")
+    gamma = m.param("gamma", LogUniform(0.05, 1.0), doc="recovery rate")
     rho = m.param("rho", Uniform(0.01, 1.0), doc="fraction of infections reported")
-    k_rep = m.param("k_report", LogUniform(0.05, 5.0), doc="rate of each reporting stage")
-    e0 = m.param("e0", LogUniform(0.1, 1000.0), doc="exposed on day 0")
-    phi = m.param("phi", LogUniform(0.5, 1000.0), doc="dispersion of reports")
+    k_rep = m.param("k_report", LogUniform(0.1, 3.0), doc="rate of each reporting stage")
+    e0 = m.param("e0", LogUniform(1.0, 1000.0), doc="exposed on day 0")
+    phi = m.param("phi", LogUniform(1.0, 200.0), doc="dispersion of reports")
     distancing = m.control("distancing", 0.0, doc="fraction of contacts avoided")
     m.flow(s, e, (1 - distancing) * beta * s * i / (s + e + i + r), name="infection")
     m.flow(e, i, sigma * e, name="onset")
@@ -125,7 +125,7 @@ def _delayed(survey: bool) -> Model:
     m.observe("reported_cases", k_rep * q2, noise=NegBinomial(phi),
               doc="cases published per day")
     if survey:
-        psi = m.param("psi", LogUniform(0.5, 1000.0), doc="dispersion of the survey")
+        psi = m.param("psi", LogUniform(1.0, 200.0), doc="dispersion of the survey")
         m.observe("infectious_survey", i, noise=NegBinomial(psi),
                   doc="currently infectious people, estimated by a random testing survey")
     return m
@@ -184,15 +184,15 @@ def _age(by_group: bool) -> Model:
     m = Model("SEIR in children and adults", time_unit="day")
     sc, ec, ic, rc = m.states("s_child e_child i_child r_child")
     sa, ea, ia, ra = m.states("s_adult e_adult i_adult r_adult")
-    b_cc = m.param("b_cc", LogUniform(0.01, 5.0), doc="transmission among children")
-    b_mix = m.param("b_mix", LogUniform(0.001, 5.0), doc="transmission between the groups")
-    b_aa = m.param("b_aa", LogUniform(0.01, 5.0), doc="transmission among adults")
-    sigma = m.param("sigma", LogUniform(0.05, 2.0), doc="rate of becoming infectious")
-    gamma = m.param("gamma", LogUniform(0.03, 1.0), doc="recovery rate")
+    b_cc = m.param("b_cc", LogUniform(0.1, 3.0), doc="transmission among children")
+    b_mix = m.param("b_mix", LogUniform(0.01, 1.0), doc="transmission between the groups")
+    b_aa = m.param("b_aa", LogUniform(0.05, 2.0), doc="transmission among adults")
+    sigma = m.param("sigma", LogUniform(0.1, 1.0), doc="rate of becoming infectious")
+    gamma = m.param("gamma", LogUniform(0.05, 1.0), doc="recovery rate")
     q_c = m.param("q_child", Uniform(0.01, 1.0), doc="fraction of child infections reported")
     q_a = m.param("q_adult", Uniform(0.01, 1.0), doc="fraction of adult infections reported")
-    e0 = m.param("e0_child", LogUniform(0.1, 1000.0), doc="exposed children on day 0")
-    phi = m.param("phi", LogUniform(0.5, 1000.0), doc="dispersion of reports")
+    e0 = m.param("e0_child", LogUniform(1.0, 1000.0), doc="exposed children on day 0")
+    phi = m.param("phi", LogUniform(1.0, 200.0), doc="dispersion of reports")
     nc = sc + ec + ic + rc
     na = sa + ea + ia + ra
     m.flow(sc, ec, sc * (b_cc * ic / nc + b_mix * ia / na), name="infection_child")
@@ -232,8 +232,8 @@ def age_groups(full: bool) -> BenchTask:
             "reported. " + split),
         time_unit="day",
         times=np.arange(0.0, 101.0),
-        train_until=30.0,
-        validate_until=40.0,
+        train_until=35.0,
+        validate_until=45.0,
         observed=observed,
         hidden=("s_child", "e_child", "i_child", "r_child", "s_adult", "e_adult", "i_adult",
                 "r_adult"),

@@ -33,15 +33,15 @@ _ALPHA_BETA = 10.0               # Gy, the usual value for lung tumours
 def _lung(full: bool, law: str = "gompertz") -> Model:
     m = Model("lung tumour under chemoradiotherapy", time_unit="day")
     vol, drug = m.states("tumour drug")
-    r = m.param("r_growth", LogUniform(1e-4, 1.0), doc="growth rate", unit="1/day")
-    k_cap = (m.param("k_cap", LogUniform(1.0, 1e5), doc="plateau volume", unit="cm^3")
+    r = m.param("r_growth", LogUniform(1e-3, 0.1), doc="growth rate", unit="1/day")
+    k_cap = (m.param("k_cap", LogUniform(50.0, 5000.0), doc="plateau volume", unit="cm^3")
              if law == "gompertz" else None)
-    k_chemo = m.param("k_chemo", LogUniform(1e-7, 1.0), doc="log-kill per mg-day of drug")
-    k_el = m.param("k_el", LogUniform(0.01, 10.0), doc="drug elimination rate", unit="1/day")
-    alpha = m.param("alpha_rad", LogUniform(1e-4, 1.0), doc="linear radiosensitivity",
+    k_chemo = m.param("k_chemo", LogUniform(1e-5, 1e-2), doc="log-kill per mg-day of drug")
+    k_el = m.param("k_el", LogUniform(0.05, 5.0), doc="drug elimination rate", unit="1/day")
+    alpha = m.param("alpha_rad", LogUniform(0.005, 0.3), doc="linear radiosensitivity",
                     unit="1/Gy")
-    v0 = m.param("v0", LogUniform(0.1, 1e4), doc="volume at day 0", unit="cm^3")
-    sd_vol = m.param("sd_volume", LogUniform(0.01, 2.0))
+    v0 = m.param("v0", LogUniform(1.0, 500.0), doc="volume at day 0", unit="cm^3")
+    sd_vol = m.param("sd_volume", LogUniform(0.01, 1.0))
     ratio = m.constant("alpha_beta", _ALPHA_BETA, unit="Gy")
     frac = m.constant("fraction_gy", _FRACTION_GY, unit="Gy")
     dose_rate = m.control("radiation", 0.0, doc="radiotherapy dose rate", unit="Gy/day")
@@ -55,8 +55,8 @@ def _lung(full: bool, law: str = "gompertz") -> Model:
     m.init(tumour=v0, drug=0)
     m.observe("tumour_volume", vol, noise=LogNormalNoise(sd_vol), unit="cm^3")
     if full:
-        vd = m.param("v_dist", LogUniform(1.0, 1000.0), doc="volume of distribution", unit="L")
-        sd_c = m.param("sd_conc", LogUniform(0.01, 2.0))
+        vd = m.param("v_dist", LogUniform(5.0, 500.0), doc="volume of distribution", unit="L")
+        sd_c = m.param("sd_conc", LogUniform(0.01, 1.0))
         m.observe("drug_conc", drug / vd, noise=LogNormalNoise(sd_c), unit="mg/L")
     return m
 

@@ -89,27 +89,27 @@ _MAINT_TIMES = tuple(float(t) for t in range(0, 168, 12))
 def _saturable(full: bool, saturable: bool = True) -> Model:
     m = Model("oral dosing, enzyme-limited metabolism", time_unit="hour")
     gut, central, metab = m.states("gut central metabolite")
-    k_abs = m.param("k_abs", LogUniform(0.01, 20.0), doc="absorption rate", unit="1/hour")
-    vol = m.param("vol", LogUniform(1.0, 1000.0), doc="volume of distribution", unit="L")
+    k_abs = m.param("k_abs", LogUniform(0.1, 5.0), doc="absorption rate", unit="1/hour")
+    vol = m.param("vol", LogUniform(5.0, 500.0), doc="volume of distribution", unit="L")
     conc = central / vol
     if saturable:
-        vmax = m.param("vmax", LogUniform(0.1, 1000.0), doc="maximal metabolic rate",
+        vmax = m.param("vmax", LogUniform(1.0, 200.0), doc="maximal metabolic rate",
                        unit="mg/hour")
-        km = m.param("km", LogUniform(0.01, 1000.0), doc="concentration at half vmax",
+        km = m.param("km", LogUniform(0.5, 50.0), doc="concentration at half vmax",
                      unit="mg/L")
         m.flow(central, metab, vmax * conc / (km + conc), name="metabolism")
     else:  # the wrong structure: first-order (linear) metabolism
-        k_met = m.param("k_met", LogUniform(1e-4, 10.0), doc="metabolic rate constant")
+        k_met = m.param("k_met", LogUniform(1e-3, 1.0), doc="metabolic rate constant")
         m.flow(central, metab, k_met * central, name="metabolism")
     m.flow(gut, central, k_abs * gut, name="absorption")
-    sd = m.param("sd_conc", LogUniform(0.01, 2.0))
+    sd = m.param("sd_conc", LogUniform(0.01, 1.0))
     m.init(gut=0, central=0, metabolite=0)
     m.observe("conc", conc, noise=LogNormalNoise(sd), unit="mg/L")
-    k_m = m.param("k_renal", LogUniform(1e-3, 10.0), doc="renal clearance of the metabolite")
+    k_m = m.param("k_renal", LogUniform(0.005, 0.5), doc="renal clearance of the metabolite")
     m.flow(metab, None, k_m * metab, name="renal_excretion")
     if full:
-        v_m = m.param("vol_metab", LogUniform(1.0, 1000.0), doc="metabolite volume", unit="L")
-        sd_m = m.param("sd_metab", LogUniform(0.01, 2.0))
+        v_m = m.param("vol_metab", LogUniform(5.0, 500.0), doc="metabolite volume", unit="L")
+        sd_m = m.param("sd_metab", LogUniform(0.01, 1.0))
         m.observe("metabolite_conc", metab / v_m, noise=LogNormalNoise(sd_m), unit="mg/L")
     return m
 

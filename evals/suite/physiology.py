@@ -28,14 +28,14 @@ def _minimal(full: bool, remote: bool = True) -> Model:
     m = Model("glucose-insulin minimal model" if remote else "insulin acts at once",
               time_unit="minute")
     g, x, ins = m.states("gluc action ins")
-    p1 = m.param("p1", LogUniform(1e-4, 1.0), doc="glucose effectiveness", unit="1/min")
-    p2 = m.param("p2", LogUniform(1e-4, 1.0), doc="decay of insulin action", unit="1/min")
-    p3 = m.param("p3", LogUniform(1e-8, 1e-2), doc="gain of insulin action")
-    n = m.param("n_clear", LogUniform(1e-3, 5.0), doc="insulin clearance", unit="1/min")
-    gam = m.param("gam", LogUniform(1e-4, 10.0), doc="insulin secretion per mg/dL of glucose")
-    gb = m.param("gb", LogUniform(10.0, 400.0), doc="basal glucose", unit="mg/dL")
-    ib = m.param("ib", LogUniform(0.1, 200.0), doc="basal insulin", unit="µU/mL")
-    sd_g = m.param("sd_glucose", LogUniform(0.005, 2.0))
+    p1 = m.param("p1", LogUniform(0.002, 0.1), doc="glucose effectiveness", unit="1/min")
+    p2 = m.param("p2", LogUniform(0.002, 0.2), doc="decay of insulin action", unit="1/min")
+    p3 = m.param("p3", LogUniform(1e-6, 1e-4), doc="gain of insulin action")
+    n = m.param("n_clear", LogUniform(0.02, 1.0), doc="insulin clearance", unit="1/min")
+    gam = m.param("gam", LogUniform(0.003, 0.3), doc="insulin secretion per mg/dL of glucose")
+    gb = m.param("gb", LogUniform(50.0, 200.0), doc="basal glucose", unit="mg/dL")
+    ib = m.param("ib", LogUniform(1.0, 50.0), doc="basal insulin", unit="µU/mL")
+    sd_g = m.param("sd_glucose", LogUniform(0.005, 1.0))
     m.flow(None, g, p1 * gb, name="hepatic_production")
     m.flow(g, None, p1 * g, name="insulin_independent_uptake")
     if remote:
@@ -52,7 +52,7 @@ def _minimal(full: bool, remote: bool = True) -> Model:
     m.init(gluc=gb, action=0, ins=ib)
     m.observe("glucose", g, noise=LogNormalNoise(sd_g), unit="mg/dL")
     if full:
-        sd_i = m.param("sd_insulin", LogUniform(0.005, 2.0))
+        sd_i = m.param("sd_insulin", LogUniform(0.005, 1.0))
         m.observe("insulin", ins, noise=LogNormalNoise(sd_i), unit="µU/mL")
     return m
 
