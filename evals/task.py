@@ -92,6 +92,7 @@ class Counterfactual:
             _check_counterfactual(self, "counterfactual")
         except _Invalid as exc:
             raise TaskError("counterfactual", exc.path, exc.reason) from None
+        object.__setattr__(self, "scored_from", float(self.scored_from))
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question,
@@ -101,7 +102,7 @@ class Counterfactual:
 
 @dataclass(frozen=True, eq=False)
 class BenchTask:
-    """One benchmark task. See the module docstring and ``/tmp/lead/evals_spec.md``.
+    """One benchmark task: what the agent reads, the truth behind it, and the questions.
 
     Rows with ``t <= train_until`` are for fitting, ``(train_until, validate_until]`` for
     ranking candidates, and later rows are the test window: shown to no agent.
@@ -149,6 +150,11 @@ class BenchTask:
             _check_task(self)
         except _Invalid as exc:
             raise TaskError(self._where, exc.path, exc.reason) from None
+        # numbers as floats, so a task built in Python and its JSON reload are identical
+        object.__setattr__(self, "truth_params",
+                           {k: float(v) for k, v in self.truth_params.items()})
+        for name in ("train_until", "validate_until"):
+            object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "_compiled", None)
         object.__setattr__(self, "_cache", {})
 
