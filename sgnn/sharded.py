@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from sgnn.corpus import ARRAYS, Batch, Corpus, CorpusConfig
+from sgnn.train import TrainConfig, epoch_blocks
 
 __all__ = ["EXECUTORS", "CorpusSpec", "CorpusWorker", "ShardedConfig", "ShardedSource",
            "connect", "open_source", "training_plan"]
@@ -197,10 +198,8 @@ def _from_arrays(arrays: Mapping[str, np.ndarray]) -> Batch:
     return Batch(**fields, clean=None if clean is None else torch.from_numpy(np.array(clean)))
 
 
-def training_plan(config: Any, start_epoch: int = 0) -> list[tuple[int, int]]:
+def training_plan(config: TrainConfig, start_epoch: int = 0) -> list[tuple[int, int]]:
     """``(block index, size)`` of every block a training run asks for, from ``start_epoch``."""
-    from sgnn.train import epoch_blocks
-
     return [b for e in range(start_epoch, config.epochs) for b in epoch_blocks(config, e)]
 
 
@@ -313,7 +312,7 @@ class ShardedSource:
 
 
 @contextlib.contextmanager
-def open_source(executor: str, corpus: Corpus, config: Any, *, address: str | None = None,
+def open_source(executor: str, corpus: Corpus, config: TrainConfig, *, address: str | None = None,
                 workers: int = 2) -> Iterator[ShardedSource | None]:
     """The training source ``--executor`` names: ``None`` (the corpus itself) for
     ``local``, a :class:`ShardedSource` planned for ``config`` (a ``TrainConfig``) for
