@@ -219,7 +219,6 @@ class ShardedSource:
 
         self.config = config or ShardedConfig()
         self.spec = corpus if isinstance(corpus, CorpusSpec) else CorpusSpec.from_corpus(corpus)
-        self.seed = int(self.spec.config.get("seed", 0))
         self._plan = [(int(i), int(n)) for i, n in plan]
         self._owns_ray = connect(address, num_cpus=None, working_dir=working_dir)
         need = self.config.workers * self.config.num_cpus
