@@ -107,13 +107,20 @@ class MLEResult:
 
 def batched_mle(model: Model, times: np.ndarray, data: np.ndarray, *, starts: int = 6,
                 steps: int = 250, lr: float = 0.08, solver_dt: float = 0.5, t0: float = 0.0,
-                seed: int = 0, observables: list[str] | None = None) -> MLEResult:
+                seed: int = 0, observables: list[str] | None = None, screen: int = 0,
+                screen_steps: int = 60) -> MLEResult:
     """Maximum likelihood of ``model`` for each series in ``data [N, T, O]`` (NaN = missing).
 
     ``observables`` names the data's columns (default: the model's observables in order).
     Multi-start Adam in the unconstrained space of the priors' supports (the transforms
     ``mechanistic.fit`` uses), all series x starts in one batched, differentiable
     simulation. AIC = 2k - 2 log L with k the number of free parameters.
+
+    ``screen > starts`` first runs ``screen`` starts per series for ``screen_steps`` steps
+    and keeps the ``starts`` best of them for the ``steps`` that follow: epidemic
+    likelihoods have ridges and plateaus (an outbreak that never takes off, a peak in the
+    wrong week) where a start can idle, and a wide, cheap screen finds the basin of the
+    global optimum far more often than a few long runs do.
     """
     torch_dtype = torch.float64
     compiled = compile_model(model, dtype=torch_dtype)
@@ -122,42 +129,54 @@ def batched_mle(model: Model, times: np.ndarray, data: np.ndarray, *, starts: in
     transforms = [ParameterTransform.for_prior(n, model.params_[n].prior) for n in names]
     rng = np.random.default_rng(seed)
     n_series = data.shape[0]
-    u0 = np.stack([tr.inverse(model.params_[n].prior.sample(rng, n_series * starts))
+    pool = max(screen, starts)
+    u0 = np.stack([tr.inverse(model.params_[n].prior.sample(rng, n_series * pool))
                    for n, tr in zip(names, transforms, strict=True)], axis=1)
-    u = torch.tensor(u0, dtype=torch_dtype, requires_grad=True)
     # The data as the model's observables (absent columns all missing), one row per start.
     full = np.full(data.shape[:2] + (len(model.observable_names),), np.nan)
     for j, name in enumerate(observables or model.observable_names):
         full[..., model.observable_names.index(name)] = data[..., j]
-    y = torch.as_tensor(np.repeat(full, starts, axis=0), dtype=torch_dtype)
-    n_points = max(1, int((~torch.isnan(y)).sum()))
+    y_series = torch.as_tensor(full, dtype=torch_dtype)
+    n_points = max(1, int((~torch.isnan(y_series)).sum()))
     solver = RK4(solver_dt)
 
-    def loglik(u: torch.Tensor) -> torch.Tensor:
+    def loglik(u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         params = {n: tr.forward(u[:, i]) for i, (n, tr) in enumerate(zip(names, transforms,
                                                                        strict=True))}
         sim = compiled.simulate(params, times, solver=solver, t0=t0)
         total = noise.log_likelihood(sim.observables, y, params)
         return torch.where(torch.isfinite(total), total, torch.full_like(total, -1e12))
 
-    opt = torch.optim.Adam([u], lr=lr)
-    # Large steps to travel, small ones to settle: the final AIC needs the optimum itself.
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 50)
-    for _ in range(steps):
-        ll = loglik(u)
-        loss = -ll.sum() / n_points
-        opt.zero_grad()
-        loss.backward()
-        if u.grad is not None:
-            u.grad.nan_to_num_(0.0)
-        opt.step()
-        sched.step()
+    def climb(u0: torch.Tensor, k: int, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_steps`` of Adam from ``u0 [N * k, P]``; final parameters and log L [N, k]."""
+        u = u0.clone().requires_grad_(True)
+        y = y_series.repeat_interleave(k, dim=0)
+        opt = torch.optim.Adam([u], lr=lr)
+        # Large steps to travel, small ones to settle: the final AIC needs the optimum.
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_steps),
+                                                           eta_min=lr / 50)
+        for _ in range(n_steps):
+            loss = -loglik(u, y).sum() / n_points
+            opt.zero_grad()
+            loss.backward()
+            if u.grad is not None:
+                u.grad.nan_to_num_(0.0)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                u.clamp_(-12, 12)
         with torch.no_grad():
-            u.clamp_(-12, 12)
-    with torch.no_grad():
-        ll = loglik(u).reshape(n_series, starts)
+            return u.detach(), loglik(u, y).reshape(n_series, k)
+
+    u = torch.tensor(u0, dtype=torch_dtype)
+    if pool > starts:
+        u, ll = climb(u, pool, screen_steps)
+        keep = ll.argsort(dim=1, descending=True)[:, :starts]          # [N, starts]
+        u = u.reshape(n_series, pool, -1)[torch.arange(n_series)[:, None], keep]
+        u = u.reshape(n_series * starts, -1)
+    u, ll = climb(u, starts, steps)
     best = ll.argmax(dim=1)
-    best_u = u.detach().reshape(n_series, starts, -1)[torch.arange(n_series), best]
+    best_u = u.reshape(n_series, starts, -1)[torch.arange(n_series), best]
     natural = np.stack([tr.forward(best_u[:, i]).numpy() for i, tr in enumerate(transforms)],
                        axis=1) if names else np.zeros((n_series, 0))
     best_ll = ll[torch.arange(n_series), best].numpy()

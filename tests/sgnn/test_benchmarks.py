@@ -21,6 +21,7 @@ def _json(capsys: pytest.CaptureFixture[str]) -> dict:
 def test_model_selection_benchmark_smoke(capsys) -> None:
     sgnn_model_selection.main(["--json", "--simulations", "256", "--epochs", "1",
                                "--series", "4", "--mle-steps", "3", "--mle-starts", "2",
+                               "--mle-screen", "4", "--mle-screen-steps", "2",
                                "--d-model", "16", "--n-layers", "1", "--held-out", "32",
                                "--calibration-n", "64", "--batch-size", "64"])
     report = _json(capsys)

@@ -23,6 +23,9 @@ def test_batched_mle_recovers_growth_and_prefers_the_true_structure() -> None:
                                        {k: torch.tensor([v] * 3) for k, v in truth.items()},
                                        np.random.default_rng(0))
     fit = batched_mle(model, times, y, starts=4, steps=200)
+    assert fit.agreeing is not None and ((fit.agreeing >= 1) & (fit.agreeing <= 4)).all()
+    screened = batched_mle(model, times, y, starts=2, steps=150, screen=12, screen_steps=30)
+    assert (screened.log_likelihood > fit.log_likelihood - 1.0).all()
     growth = fit.params[:, 0] - fit.params[:, 1]   # beta - gamma is what early data pin down
     assert np.all(np.abs(growth - 0.4) < 0.05), fit.params
     other = batched_mle(seir(), times, y, starts=4, steps=200)
@@ -39,6 +42,7 @@ def test_calibration_and_comparison_reports(tmp_path) -> None:
     for key in ("forecast_coverage_50", "forecast_coverage_90", "param_coverage_90"):
         assert 0.0 <= report[key] <= 1.0
     assert set(report["param_rmse_unconstrained"]) <= {"SIR", "SEIR"}
-    cmp = compare_with_mle(ck, n=6, starts=2, steps=20)
+    cmp = compare_with_mle(ck, n=6, starts=2, steps=20, screen=5, screen_steps=4)
     assert 0 <= cmp["sgnn_error"] <= 1 and 0 <= cmp["aic_error"] <= 1
     assert sum(map(sum, cmp["aic_confusion"])) == 6
+    assert all(0 <= v <= 1 for v in cmp["mle_starts_agree_fraction"].values())
