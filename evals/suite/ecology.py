@@ -211,7 +211,8 @@ def plankton(full: bool) -> BenchTask:
         counterfactuals=(Counterfactual(
             "From day 490 on, fishing removes 1% of the fish (the top predators) every day.",
             (Transfer("fish", None, 0.01, 490.0),), 490.0),),
-        recover={},
+        recover={"prey_growth": "r_algae", "predation_rate": "prey_fish",
+                 "predator_death_rate": "d_fish"},
         wrong_model=_plankton_linear(observed),
         noise_seed=404,
     )

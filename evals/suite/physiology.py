@@ -99,7 +99,10 @@ def ivgtt(full: bool) -> BenchTask:
                 "resistance?",
                 (Scale("p3", 0.5),), 0.0),
         ),
-        recover={"glucose_effectiveness": "p1", "insulin_clearance": "n_clear"},
+        # without insulin data only glucose's own effectiveness is identifiable
+        recover=({"glucose_effectiveness": "p1", "insulin_sensitivity": "p3",
+                  "insulin_clearance": "n_clear", "secretion_rate": "gam"} if full else
+                 {"glucose_effectiveness": "p1"}),
         wrong_model=_minimal(full, remote=False),
         noise_seed=707,
     )
