@@ -276,6 +276,7 @@ def make_agent(name: str, llm: LLMSettings | Mapping[str, Any] | None = None) ->
             raise ValueError("the llm agent needs a chat model: give --llm-model (a "
                              "'provider:model' spec, or a model name with --base-url)")
         settings = llm if isinstance(llm, LLMSettings) else LLMSettings.from_dict(llm)
+        _check_key(settings)
         return SearchAgent("llm", _llm_factory(settings), _full_search)
     if name == "library":
         return SearchAgent("library", _library_factory, _full_search)
@@ -317,6 +318,19 @@ def _library_factory(seed: int, workdir: Path) -> Proposer:
     from agent.library import LibraryProposer
 
     return LibraryProposer(seed)
+
+
+def _check_key(settings: LLMSettings) -> None:
+    """Fail before any job runs when a remote endpoint's key is missing (local and
+    private-network servers need none, as in ``LLMProposer.from_base_url``)."""
+    import os
+
+    from agent.llm import _is_local
+
+    if settings.base_url and not os.environ.get(settings.api_key_env) \
+            and not _is_local(settings.base_url):
+        raise ValueError(f"the llm agent needs ${settings.api_key_env} set to the API key "
+                         f"for {settings.base_url}")
 
 
 def _llm_factory(settings: LLMSettings) -> ProposerFactory:

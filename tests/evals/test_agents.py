@@ -61,6 +61,9 @@ def test_make_agent_refuses_unknown_names_and_an_unconfigured_llm():
     with pytest.raises(ValueError, match="provider:model"):
         make_agent("llm", {"model": "gpt-4o"})
     assert make_agent("llm", {"model": "m", "base_url": "http://127.0.0.1:9/v1"}).name == "llm"
+    with pytest.raises(ValueError, match="MMW_NO_SUCH_KEY"):
+        make_agent("llm", {"model": "m", "base_url": "https://api.example.com/v1",
+                           "api_key_env": "MMW_NO_SUCH_KEY"})
     assert LLMSettings.from_dict(LLMSettings("openai:gpt-4o").to_dict()).model == "openai:gpt-4o"
     for name in AGENTS:
         if name != "llm":
