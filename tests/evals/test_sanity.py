@@ -9,10 +9,10 @@
   misses an intervention outside its training inputs (a 4x dose) by far more than the
   oracle.
 
-Measured (tiny PK task, FAST budget, seeds 0/1/2; see the report of issue 6): oracle
-cf_error_experiment 0.43/0.39/0.34 vs noise floor 0.40/0.36/0.32 (ratio <= 1.08); wrong vs
-oracle forecast_nrmse_truth 0.35/0.27/0.35 vs 0.16/0.14/0.13, cf_error 0.32/0.32/0.29 vs
-0.10/0.19/0.10; neural cf error on the 4x dose 0.91/1.09/1.66 vs oracle 0.09/0.13/0.07.
+Measured (tiny PK task, FAST budget, seeds 0/1/2): oracle cf_error_experiment
+0.36/0.30/0.26 vs noise floor 0.33/0.29/0.25 (ratio <= 1.09); wrong vs oracle
+forecast_nrmse_truth 0.31/0.25/0.32 vs 0.14/0.12/0.11 and cf_error 0.26/0.26/0.24 vs
+0.09/0.15/0.08; neural cf error on the 4x dose 0.96/1.14/1.75 vs oracle 0.09/0.13/0.07.
 The slow tests repeat the checks on every task of the shipped suite.
 """
 
