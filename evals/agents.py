@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from agent.core import Proposer, TrajectoryLog
-from agent.loop import Search, SearchConfig
+from agent.evaluate import Node
+from agent.loop import Search, SearchConfig, SearchResult
 from mechanistic.errors import ModelError
 from mechanistic.fit import FitConfig, FitResult, fit_model
 from mechanistic.interventions import Intervention, validate_interventions
@@ -369,19 +370,25 @@ class SearchAgent:
             return failed(self.name, task, f"cannot build the proposer: {exc}", started)
         agent_task = task.agent_task(seed)
         owned = None
+        seen: dict[str, Node] = {}
         try:
             if sandbox is None:
                 from sandbox.auto import open_sandbox
 
                 sandbox = owned = open_sandbox()
             search = Search(agent_task, proposer, self.config(budget, seed), sandbox=sandbox,
-                            log=TrajectoryLog(workdir / "trajectory.jsonl"))
+                            log=TrajectoryLog(workdir / "trajectory.jsonl"),
+                            on_node=lambda n: seen.__setitem__(n.id, n))
             result = search.run()
-        except Exception as exc:  # a dead sandbox or LLM endpoint: this job failed, as data
-            return failed(self.name, task, f"search failed: {type(exc).__name__}: {exc}",
-                          started, llm_calls=proposer.usage.llm_calls,
-                          tokens=proposer.usage.tokens,
-                          detail={"traceback": traceback.format_exc(limit=4)})
+        except Exception as exc:  # a dead sandbox or LLM endpoint mid-search
+            # keep what was finished: the best node so far still answers, the error is noted
+            result = SearchResult(list(seen.values()),
+                                  f"search failed: {type(exc).__name__}: {exc}", {})
+            if result.best is None:
+                return failed(self.name, task, result.stop_reason, started,
+                              llm_calls=proposer.usage.llm_calls, tokens=proposer.usage.tokens,
+                              nodes=len(seen), detail={
+                                  "traceback": traceback.format_exc(limit=4)})
         finally:
             if owned is not None:
                 owned.close()

@@ -177,3 +177,13 @@ def test_baseline_search_configs():
     assert (zero.initial, zero.max_nodes, zero.max_repairs, zero.expand) == (1, 1, 0, False)
     assert (repair.initial, repair.max_nodes, repair.max_repairs, repair.expand) == \
         (1, 3, 2, False)
+
+
+def test_an_llm_that_dies_mid_search_keeps_the_best_node_so_far(decay, tmp_path):
+    with serve_openai_stub([f"```python\n{DECAY_MODULE}```"]) as (url, _):
+        settings = LLMSettings(model="m", base_url=url, max_retries=0)
+        out = make_agent("llm", settings).run(decay, 0, FAST, None, tmp_path)
+    assert out.valid, out.reason
+    assert out.detail["stop_reason"].startswith("search failed: LLMCallError")
+    assert out.forecast is not None and out.counterfactuals == (None,)
+    assert "LLMCallError" in out.detail["cf_problems"][0]
