@@ -14,8 +14,12 @@ for them (``batch_at(i, size)``). Three producers stream the same blocks:
 Each figure is windows per second, a median over ``--repeats`` passes over fresh block
 indices (a pass is ``--blocks`` blocks); warm-up (model compilation, actor start) is
 excluded and reported apart (``startup_s``). ``ratio`` is a producer's median rate over
-the local median. ``identical`` checks that the streamed blocks equal the local ones.
-The load average is reported with the figures: on a shared machine it explains them.
+the local median. ``samples_per_cpu_s`` divides the windows by the CPU seconds the
+producing processes used (the trainer's own process for ``local``, the actors' for Ray):
+on a loaded machine wall-clock rates mostly measure each producer's share of the CPUs,
+the CPU rate shows whether a Ray worker simulates as efficiently as the trainer would.
+``identical`` checks that the streamed blocks equal the local ones. The load average is
+reported with the figures: on a shared machine it explains them.
 
     python benchmarks/ray_corpus.py --json [--blocks 6] [--block 2048] [--repeats 3]
 """
@@ -50,37 +54,45 @@ def _same(a, b) -> bool:
                for k in ("context", "mask", "target", "target_mask", "structure", "theta"))
 
 
-def time_local(corpus: Corpus, plans: list[list[tuple[int, int]]]) -> list[float]:
-    rates = []
+def time_local(corpus: Corpus, plans: list[list[tuple[int, int]]]) -> tuple[list[float], float]:
+    """Rates per pass, and windows per CPU second over all passes."""
+    rates, total = [], 0
+    cpu = time.process_time()
     for plan in plans:
         began = time.perf_counter()
         n = sum(len(corpus.batch_at(i, size)) for i, size in plan)
         rates.append(n / (time.perf_counter() - began))
-    return rates
+        total += n
+    return rates, total / (time.process_time() - cpu)
 
 
 def time_ray(corpus: Corpus, plans: list[list[tuple[int, int]]], workers: int,
-             block: int) -> tuple[list[float], float, bool]:
-    """Rates per pass, actor start-up seconds, and whether the blocks equal local ones."""
+             block: int) -> tuple[list[float], float, float, bool]:
+    """Rates per pass, windows per CPU second (all actors, all passes), actor start-up
+    seconds, and whether the blocks equal local ones."""
     warm = [(10_000_000 + w, block) for w in range(workers)]  # one block per actor, uncounted
-    flat = warm + [b for plan in plans for b in plan]
     began = time.perf_counter()
     rates = []
-    with ShardedSource(corpus, flat, ShardedConfig(workers=workers)) as source:
+    with ShardedSource(corpus, warm, ShardedConfig(workers=workers)) as source:
         for index, size in warm:
             source.batch_at(index, size)
         startup = time.perf_counter() - began
+        cpu = sum(source.worker_cpu_seconds())
+        total = 0
         first = None
-        for plan in plans:
+        for plan in plans:  # a pass starts idle: nothing of it was simulated ahead
             began = time.perf_counter()
+            source.extend(plan)
             n = 0
             for index, size in plan:
                 got = source.batch_at(index, size)
                 first = first if first is not None else got
                 n += len(got)
             rates.append(n / (time.perf_counter() - began))
+            total += n
+        per_cpu = total / (sum(source.worker_cpu_seconds()) - cpu)
     identical = _same(first, corpus.batch_at(*plans[0][0]))
-    return rates, startup, identical
+    return rates, per_cpu, startup, identical
 
 
 def summary(rates: list[float], local: float | None = None) -> dict:
@@ -106,15 +118,17 @@ def main() -> None:
     local_startup = time.perf_counter() - began
     plans = [[(r * args.blocks + j, args.block) for j in range(args.blocks)]
              for r in range(args.repeats)]
-    local_rates = time_local(corpus, plans)
+    local_rates, local_cpu = time_local(corpus, plans)
     local = statistics.median(local_rates)
     cpus = os.cpu_count() or 1
     connect(None, num_cpus=cpus)
-    results = {"local": {**summary(local_rates), "startup_s": round(local_startup, 2)}}
+    results = {"local": {**summary(local_rates), "samples_per_cpu_s": round(local_cpu, 1),
+                         "startup_s": round(local_startup, 2)}}
     for workers in (1, 2):
-        rates, startup, identical = time_ray(corpus, plans, workers, args.block)
-        results[f"ray_{workers}"] = {**summary(rates, local), "startup_s": round(startup, 2),
-                                     "identical": identical}
+        rates, per_cpu, startup, identical = time_ray(corpus, plans, workers, args.block)
+        results[f"ray_{workers}"] = {**summary(rates, local),
+                                     "samples_per_cpu_s": round(per_cpu, 1),
+                                     "startup_s": round(startup, 2), "identical": identical}
     import ray
 
     report = {"benchmark": "ray_corpus", "structures": corpus.names,
@@ -133,7 +147,8 @@ def main() -> None:
     for name in ("local", "ray_1", "ray_2"):
         row = report[name]
         ratio = f"  x{row['ratio']:.2f} vs local" if "ratio" in row else ""
-        print(f"  {name:6s} {row['samples_per_s']:>10.0f} windows/s{ratio}")
+        print(f"  {name:6s} {row['samples_per_s']:>10.0f} windows/s{ratio}  "
+              f"({row['samples_per_cpu_s']:.0f} windows per CPU second)")
     print(f"load average before {report['load_average_before']}, "
           f"after {report['load_average_after']}")
 

@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -183,6 +184,10 @@ class CorpusWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def cpu_seconds(self) -> float:
+        """CPU time this worker process has used (throughput per CPU, apart from load)."""
+        return time.process_time()
+
 
 def _to_arrays(batch: Batch) -> dict[str, np.ndarray]:
     out = {key: getattr(batch, key).numpy() for key in ARRAYS}
@@ -253,6 +258,13 @@ class ShardedSource:
             self._pending.append((index, size, self._submit(index, size)))
             self._next += 1
 
+    def extend(self, plan: Iterable[tuple[int, int]]) -> None:
+        """Append blocks to the plan and start simulating them (e.g. epochs added later)."""
+        if self._closed:
+            raise RuntimeError("ShardedSource is closed")
+        self._plan.extend((int(i), int(n)) for i, n in plan)
+        self._fill()
+
     def _restart_at(self, index: int, size: int) -> None:
         """Drop what is in flight and continue the plan from ``(index, size)``."""
         import ray
@@ -286,6 +298,12 @@ class ShardedSource:
         import ray
 
         return ray.get([w.pid.remote() for w in self._workers])
+
+    def worker_cpu_seconds(self) -> list[float]:
+        """CPU seconds each actor has used so far (answered after its queued blocks)."""
+        import ray
+
+        return ray.get([w.cpu_seconds.remote() for w in self._workers])
 
     def _release(self) -> None:
         """Shut down the Ray session if this source started it (and only then)."""
