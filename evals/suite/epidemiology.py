@@ -242,13 +242,13 @@ def age_groups(full: bool) -> BenchTask:
         hidden=("s_child", "e_child", "i_child", "r_child", "s_adult", "e_adult", "i_adult",
                 "r_adult"),
         truth_model=_age(full),
-        truth_params={"b_cc": 0.85, "b_mix": 0.12, "b_aa": 0.25, "sigma": 0.5, "gamma": 1 / 3.0,
+        truth_params={"b_cc": 0.85, "b_mix": 0.1, "b_aa": 0.15, "sigma": 0.5, "gamma": 1 / 3.0,
                       "q_child": _Q_CHILD, "q_adult": _Q_ADULT, "e0_child": 10.0, "phi": 30.0},
         conditions=(),
         counterfactuals=(Counterfactual(
             "Schools close on day 18 for the rest of the season, which cuts transmission among "
-            "children by 70% while contacts at home and among adults stay the same.",
-            (Scale("b_cc", 0.3, 18.0),), 18.0),),
+            "children by 80% while contacts at home and among adults stay the same.",
+            (Scale("b_cc", 0.2, 18.0),), 18.0),),
         recover={"incubation_rate": "sigma", "recovery_rate": "gamma"},
         wrong_model=_sir_wrong(_CHILDREN + _ADULTS, {c: 0.0 for c in observed}, beta="b_cc"),
         noise_seed=202,
