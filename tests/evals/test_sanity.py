@@ -13,7 +13,17 @@ Measured (tiny PK task, FAST budget, seeds 0/1/2): oracle cf_error_experiment
 0.36/0.30/0.26 vs noise floor 0.33/0.29/0.25 (ratio <= 1.09); wrong vs oracle
 forecast_nrmse_truth 0.31/0.25/0.32 vs 0.14/0.12/0.11 and cf_error 0.26/0.26/0.24 vs
 0.09/0.15/0.08; neural cf error on the 4x dose 0.96/1.14/1.75 vs oracle 0.09/0.13/0.07.
-The slow tests repeat the checks on every task of the shipped suite.
+The slow test repeats the checks on every simulated task of the shipped suite. Measured
+on the suite as of 2026-11-23 00:20 UTC (seed 0, default budget): the neural
+counterfactuals are worse than the oracle's on 16/16 tasks; the oracle is within 1.25x of
+the floor on 7/16 (off: epi-seir-delay-full 2.10, -partial 1.39, epi-age-full 3.41,
+-partial 7.59, onc-lung-chemoradio-full 1.51, -partial 2.02, eco-foodchain-partial 1.31,
+pk-saturable-partial 1.53, phys-ivgtt-partial 3.05); the wrong structure is not worse
+on epi-age-full (forecast), epi-age-partial (both) and phys-ivgtt-partial (cf). On
+epi-seir-delay-full and pk-saturable-partial the oracle's training log-likelihood is at
+least the truth's, also with 8 starts and 300 Adam steps: the training window does not
+identify the answer, the fit budget is not the cause. So the slow test fails until those
+tasks (or the criterion) change; that is the finding it exists to report.
 """
 
 from __future__ import annotations
