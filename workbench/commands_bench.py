@@ -140,16 +140,19 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table(title=f"{len(rows)} task(s)", title_justify="left")
-        for col in ("name", "domain", "difficulty", "variant"):
+        # Fits 80 columns: names (which end in the variant) never wrap, observed columns
+        # wrap at commas, numbers are counts (hidden states, what-if questions);
+        # difficulty, variant and tags are in --json.
+        table = Table(title=f"{len(rows)} task(s)", title_justify="left", box=None,
+                      padding=(0, 2, 0, 0), header_style="bold")
+        for col in ("name", "domain"):
             table.add_column(col, no_wrap=True)
         table.add_column("observed", overflow="fold")
-        table.add_column("hidden", justify="right")
-        table.add_column("what-if", justify="right")
+        table.add_column("hidden", justify="right", no_wrap=True)
+        table.add_column("what-if", justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(r["name"], r["domain"], r["difficulty"], r["variant"],
-                          ", ".join(r["observed"]), str(len(r["hidden"])),
-                          str(len(r["counterfactuals"])))
+            table.add_row(r["name"], r["domain"], ", ".join(r["observed"]),
+                          str(len(r["hidden"])), str(len(r["counterfactuals"])))
         console = _console()
         console.print(table)
         console.print(f"agents: {', '.join(AGENTS)}", markup=False)
