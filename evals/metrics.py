@@ -6,7 +6,8 @@ forecast), never a made-up number. What each metric answers:
 
 * ``forecast_skill`` - RMSE on the test window against the observed data divided by the
   RMSE of naive persistence (the last observed value at or before ``validate_until``
-  carried forward); below 1 beats persistence. Mean over observed columns.
+  carried forward); below 1 beats persistence. Columns are pooled after scaling each by
+  its spread (:func:`forecast_skill`).
 * ``forecast_nrmse_truth`` - RMSE against the noise-free truth on the test window over the
   truth's standard deviation: forecast error with the observation noise removed.
 * ``param_error`` - median relative error of the comparable parameters (roles the agent's
@@ -53,7 +54,7 @@ from evals.agents import AgentOutcome
 if TYPE_CHECKING:
     from evals.task import BenchTask
 
-__all__ = ["METRIC_KEYS", "nrmse", "param_error", "persistence", "rmse", "score"]
+__all__ = ["METRIC_KEYS", "forecast_skill", "nrmse", "param_error", "persistence", "rmse", "score"]
 
 METRIC_KEYS = ("valid", "valid_rate", "repairs", "llm_calls", "tokens", "wall_s",
                "forecast_skill", "forecast_nrmse_truth", "param_error", "cf_error",
@@ -126,13 +127,8 @@ def score(task: BenchTask, seed: int, outcome: AgentOutcome) -> dict[str, Any]:
         "cf_effect_error": None,
     }
     if forecast is not None and test.any():
-        skills = []
-        for c in task.observed:
-            naive = persistence(times, observed[c], task.validate_until)
-            base = rmse(naive[test], observed[c][test])
-            skills.append(rmse(forecast[c][test], observed[c][test]) / base
-                          if base > 0 else math.nan)
-        metrics["forecast_skill"] = _finite(_mean(skills))
+        metrics["forecast_skill"] = forecast_skill(times, observed, forecast, test,
+                                                   task.validate_until)
         if has_truth:
             metrics["forecast_nrmse_truth"] = _finite(_mean([
                 nrmse(forecast[c][test], truth[c][test], _std(truth[c]))
@@ -158,6 +154,34 @@ def score(task: BenchTask, seed: int, outcome: AgentOutcome) -> dict[str, Any]:
         "windows": {"train_until": task.train_until, "validate_until": task.validate_until},
     }
     return {"metrics": metrics, "series": series}
+
+
+def forecast_skill(times: np.ndarray, observed: Mapping[str, np.ndarray],
+                   forecast: Mapping[str, np.ndarray], test: np.ndarray,
+                   until: float) -> float | None:
+    """Test-window RMSE over naive persistence's, columns pooled after scaling each by the
+    spread of its observed series: sqrt(sum_c MSE_c / s_c^2) / sqrt(sum_c naive_c / s_c^2).
+
+    Pooled rather than a mean of per-column ratios: a column that has settled in the test
+    window (a drug washed out between courses) makes persistence almost exact, and its
+    ratio alone reached 500 (onc-lung-chemoradio-full) and swamped every average. With one
+    column this is exactly RMSE / RMSE(persistence). None if nothing can be scored.
+    """
+    agent_sum, naive_sum = 0.0, 0.0
+    for c, values in observed.items():
+        naive = persistence(times, values, until)
+        scale = _std(values) or 1.0
+        agent_mse = rmse(forecast[c][test], values[test]) ** 2
+        naive_mse = rmse(naive[test], values[test]) ** 2
+        if not math.isfinite(naive_mse):
+            continue                      # nothing observed in this column's test window
+        if not math.isfinite(agent_mse):
+            return None                   # a diverged forecast is not averaged away
+        agent_sum += agent_mse / scale ** 2
+        naive_sum += naive_mse / scale ** 2
+    if naive_sum <= 0:
+        return None
+    return _finite(math.sqrt(agent_sum / naive_sum))
 
 
 def param_error(task: BenchTask, params: Mapping[str, float]) -> float | None:

@@ -154,3 +154,26 @@ def test_real_data_tasks_score_the_forecast_against_the_data_only():
         assert m[key] is None
     assert result["series"]["truth"] == {} and result["series"]["counterfactuals"] == []
     assert math.isclose(result["series"]["windows"]["validate_until"], task.validate_until)
+
+
+def test_forecast_skill_pools_columns_so_a_settled_column_cannot_swamp_it():
+    """Two columns: one where persistence is nearly exact (a washed-out drug), one that
+    moves. Hand-computed: scaled MSEs summed, then the ratio of square roots."""
+    from evals.metrics import forecast_skill
+
+    times = np.arange(6.0)
+    test = times > 2.0
+    moving = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    settled = np.array([1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    observed = {"moving": moving, "settled": settled}
+    forecast = {"moving": moving + 1.0, "settled": np.full(6, 0.1)}
+    s_m, s_s = np.std(moving), np.std(settled)
+    agent = 1.0 / s_m ** 2 + 0.01 / s_s ** 2
+    naive = np.mean((moving[test] - 2.0) ** 2) / s_m ** 2 + 0.0
+    assert forecast_skill(times, observed, forecast, test, 2.0) == pytest.approx(
+        np.sqrt(agent / naive))
+    # the per-column ratio of the settled column alone would be infinite
+    assert np.isfinite(forecast_skill(times, observed, forecast, test, 2.0))
+    # one column: exactly RMSE over persistence's RMSE
+    one = forecast_skill(times, {"moving": moving}, {"moving": moving + 1.0}, test, 2.0)
+    assert one == pytest.approx(1.0 / np.sqrt(np.mean((moving[test] - 2.0) ** 2)))
