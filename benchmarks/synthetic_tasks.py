@@ -1,10 +1,11 @@
 """Synthetic tasks for the library agent, generated from hand-written ground-truth models.
 
 Each task is a system a domain scientist would describe in plain words, observed through
-one noisy series while the rest of its state stays hidden. The ground truths are written
-here with the DSL directly, with their own names, parameter values and structure details
-(initial conditions, dosing by impulses) independent of the library's motif code, so the
-agent is scored on systems it was not tuned on.
+one noisy series while the rest of its state stays hidden. The ground truths are the
+benchmark suite's (``evals.suite``: the SEIR town and the oral antibiotic), written with
+the DSL directly, with their own names, parameter values and structure details (initial
+conditions, dosing by impulses) independent of the library's motif code, so the agent is
+scored on systems it was not tuned on.
 
 A task has three windows: the agent fits rows ``t <= train_until`` and ranks candidates on
 ``(train_until, validate_until]``; rows after ``validate_until`` (the test window) are
@@ -34,12 +35,12 @@ from agent.core import Task
 from agent.evaluate import Node
 from agent.library import LibraryProposer
 from agent.loop import Search, SearchConfig
+from evals.suite.epidemiology import town_epidemic_truth
+from evals.suite.pharmacology import oral_antibiotic_truth
 from mechanistic import (
     LogNormalNoise,
-    LogUniform,
     Model,
     NegBinomial,
-    Uniform,
 )
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig, FitResult, fit_model
@@ -126,24 +127,6 @@ class SyntheticTask:
 
 
 # --------------------------------------------------------------------- SEIR
-def _town_epidemic() -> Model:
-    m = Model("true epidemic", time_unit="day")
-    sus, lat, inf, rem = m.states("sus lat infective rem")
-    b = m.param("b_contact", LogUniform(0.05, 3.0))
-    k_lat = m.param("k_latent", LogUniform(0.05, 2.0))
-    k_rec = m.param("k_recover", LogUniform(0.03, 1.0))
-    q = m.param("q_report", Uniform(0.01, 1.0))
-    lat0 = m.param("lat0", LogUniform(0.1, 1000.0))
-    disp = m.param("disp", LogUniform(0.5, 1000.0))
-    pop = 60_000.0
-    m.flow(sus, lat, b * sus * inf / (sus + lat + inf + rem), name="exposure")
-    m.flow(lat, inf, k_lat * lat, name="onset")
-    m.flow(inf, rem, k_rec * inf, name="removal")
-    m.init(sus=pop - lat0, lat=lat0, infective=0, rem=0)
-    m.observe("reported_cases", q * k_lat * lat, noise=NegBinomial(disp))
-    return m
-
-
 SEIR = SyntheticTask(
     name="seir-town",
     description=(
@@ -153,7 +136,7 @@ SEIR = SyntheticTask(
         "office publishes the number of new cases reported each day, but only a fraction "
         "of infections are ever tested and reported."),
     time_unit="day",
-    build_truth=_town_epidemic,
+    build_truth=town_epidemic_truth,
     truth={"b_contact": 0.5, "k_latent": 1 / 3.5, "k_recover": 1 / 5.0, "q_report": 0.35,
            "lat0": 20.0, "disp": 30.0},
     column="reported_cases",
@@ -169,20 +152,6 @@ SEIR = SyntheticTask(
 
 
 # ----------------------------------------------------------------------- PK
-def _oral_study() -> Model:
-    m = Model("true oral PK", time_unit="hour")
-    depot, plasma = m.states("depot plasma")
-    k_abs = m.param("k_abs", LogUniform(0.01, 20.0))
-    k_out = m.param("k_out", LogUniform(0.001, 5.0))
-    vol = m.param("vol", LogUniform(1.0, 1000.0))
-    noise = m.param("cv", LogUniform(0.01, 2.0))
-    m.flow(depot, plasma, k_abs * depot, name="uptake")
-    m.flow(plasma, None, k_out * plasma, name="clearance")
-    m.init(depot=0, plasma=0)
-    m.observe("conc_mg_per_l", plasma / vol, noise=LogNormalNoise(noise))
-    return m
-
-
 _DOSE_TIMES = (0.0, 12.0, 24.0, 36.0, 48.0, 60.0, 72.0)
 
 PK = SyntheticTask(
@@ -194,7 +163,7 @@ PK = SyntheticTask(
         "concentration (mg/L) was measured every 2 hours; the pre-dose sample at hour 0 "
         "was below the limit of quantification."),
     time_unit="hour",
-    build_truth=_oral_study,
+    build_truth=oral_antibiotic_truth,
     truth={"k_abs": 0.8, "k_out": 0.09, "vol": 38.0, "cv": 0.12},
     column="conc_mg_per_l",
     times=np.arange(0.0, 97.0, 2.0),

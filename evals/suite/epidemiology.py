@@ -14,11 +14,13 @@ from evals.task import BenchTask, Counterfactual
 from mechanistic import Fixed, LogUniform, Model, NegBinomial, Uniform
 from mechanistic.interventions import Scale, SetValue, Transfer
 
-__all__ = ["tasks"]
+__all__ = ["tasks", "town_epidemic_truth"]
 
 
 # ------------------------------------------------------------------- SEIR town
-def _town() -> Model:
+def town_epidemic_truth() -> Model:
+    """The SEIR town's true structure (wide priors); also the truth of the library agent's
+    synthetic-task benchmark (``benchmarks/synthetic_tasks.py``)."""
     m = Model("true epidemic", time_unit="day")
     sus, lat, inf, rem = m.states("sus lat infective rem")
     b = m.param("b_contact", LogUniform(0.05, 3.0))
@@ -84,7 +86,7 @@ def seir_town() -> BenchTask:
         validate_until=60.0,
         observed=("reported_cases",),
         hidden=("sus", "lat", "infective", "rem"),
-        truth_model=_town(),
+        truth_model=town_epidemic_truth(),
         truth_params={"b_contact": 0.5, "k_latent": 1 / 3.5, "k_recover": 1 / 5.0,
                       "q_report": 0.35, "lat0": 20.0, "disp": 30.0},
         conditions=(),

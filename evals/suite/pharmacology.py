@@ -15,11 +15,13 @@ from evals.task import BenchTask, Counterfactual
 from mechanistic import LogNormalNoise, LogUniform, Model
 from mechanistic.interventions import Dose
 
-__all__ = ["tasks"]
+__all__ = ["oral_antibiotic_truth", "tasks"]
 
 
 # ---------------------------------------------------------------- oral antibiotic
-def _oral(compartments: int = 1) -> Model:
+def oral_antibiotic_truth() -> Model:
+    """The oral antibiotic's true structure (gut depot, linear clearance; wide priors);
+    also the truth of the library agent's synthetic-task benchmark."""
     m = Model("true oral PK", time_unit="hour")
     depot, plasma = m.states("depot plasma")
     k_abs = m.param("k_abs", LogUniform(0.01, 20.0))
@@ -70,7 +72,7 @@ def oral() -> BenchTask:
         validate_until=48.0,
         observed=("conc_mg_per_l",),
         hidden=("depot",),
-        truth_model=_oral(),
+        truth_model=oral_antibiotic_truth(),
         truth_params={"k_abs": 0.8, "k_out": 0.09, "vol": 38.0, "cv": 0.12},
         conditions=(Dose("depot", 250.0, _DOSE_TIMES),),
         counterfactuals=(Counterfactual("Give an extra dose of 250 mg at hour 54.",

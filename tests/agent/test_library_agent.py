@@ -1,11 +1,12 @@
 """The library agent on synthetic tasks it was not tuned on (issue 4, must show).
 
-Ground truths are written by hand in ``benchmarks/synthetic_tasks.py`` with their own
-names, values and details (an SEIR epidemic in a town of 60,000 seen only as negative
-binomial daily reported cases with a reporting fraction, S/E/I/R hidden; a repeated-dose
-oral PK study seen as log-normal plasma concentrations, the gut depot hidden and the
-doses given as impulses). The agent sees a plain-language description and the rows up to
-``validate_until``; the test window after it is scored here only.
+Ground truths (the benchmark suite's, used by ``benchmarks/synthetic_tasks.py``) are
+written by hand with their own names, values and details (an SEIR epidemic in a town of
+60,000 seen only as negative binomial daily reported cases with a reporting fraction,
+S/E/I/R hidden; a repeated-dose oral PK study seen as log-normal plasma concentrations,
+the gut depot hidden and the doses given as impulses). The agent sees a plain-language
+description and the rows up to ``validate_until``; the test window after it is scored
+here only.
 
 Stated tolerances (``TOLERANCES``), chosen from these measurements (library proposer,
 seed 0, SearchConfig(initial=3, max_nodes=5), FitConfig(starts=3, adam_steps=100,
