@@ -15,28 +15,16 @@ sees half a file. Everything here is JSON or source text: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from agent.core import Candidate, Task, TrajectoryLog
 from agent.evaluate import Node
 from mechanistic.data import ObservedData, load_csv
+from mechanistic.files import write_atomic
 
 __all__ = ["RunStore", "write_atomic"]
 
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _dump(value: Any) -> str:

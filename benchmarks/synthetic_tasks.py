@@ -35,6 +35,7 @@ from agent.core import Task
 from agent.evaluate import Node
 from agent.library import LibraryProposer
 from agent.loop import Search, SearchConfig
+from evals.metrics import nrmse
 from evals.suite.epidemiology import town_epidemic_truth
 from evals.suite.pharmacology import oral_antibiotic_truth
 from mechanistic import (
@@ -182,11 +183,6 @@ TASKS: dict[str, SyntheticTask] = {t.name: t for t in (SEIR, PK)}
 
 
 # ------------------------------------------------------------------- scoring
-def _nrmse(pred: np.ndarray, ref: np.ndarray, scale: float) -> float:
-    ok = np.isfinite(ref)
-    return float(np.sqrt(np.mean((pred[ok] - ref[ok]) ** 2)) / scale)
-
-
 def fit_oracle(spec: SyntheticTask, task: Task, config: FitConfig = FIT) -> FitResult:
     """The true structure fitted on the agent's training window with the same settings."""
     data, _ = task.data.split(spec.validate_until)
@@ -225,11 +221,11 @@ def run_task(spec: SyntheticTask, sandbox: Any, search: SearchConfig = SEARCH,
     scale_data = float(np.nanstd(observed[test])) or 1.0
     scale_true = float(np.std(true_mean[test])) or 1.0
     forecast = {
-        "agent_vs_data": _nrmse(agent_pred[test], observed[test], scale_data),
-        "oracle_vs_data": _nrmse(oracle_pred[test], observed[test], scale_data),
-        "truth_vs_data": _nrmse(true_mean[test], observed[test], scale_data),
-        "agent_vs_truth": _nrmse(agent_pred[test], true_mean[test], scale_true),
-        "oracle_vs_truth": _nrmse(oracle_pred[test], true_mean[test], scale_true),
+        "agent_vs_data": nrmse(agent_pred[test], observed[test], scale_data),
+        "oracle_vs_data": nrmse(oracle_pred[test], observed[test], scale_data),
+        "truth_vs_data": nrmse(true_mean[test], observed[test], scale_data),
+        "agent_vs_truth": nrmse(agent_pred[test], true_mean[test], scale_true),
+        "oracle_vs_truth": nrmse(oracle_pred[test], true_mean[test], scale_true),
     }
     forecast["ratio_vs_data"] = forecast["agent_vs_data"] / forecast["oracle_vs_data"]
 
@@ -249,8 +245,8 @@ def run_task(spec: SyntheticTask, sandbox: Any, search: SearchConfig = SEARCH,
         "question": spec.question,
         "interventions": [i.to_dict() for i in items],
         # the whole intervened trajectory from cf_from on, normalised by its spread
-        "trajectory_error": _nrmse(agent_cf[window], true_cf[window], cf_scale),
-        "oracle_trajectory_error": _nrmse(oracle_cf[window], true_cf[window], cf_scale),
+        "trajectory_error": nrmse(agent_cf[window], true_cf[window], cf_scale),
+        "oracle_trajectory_error": nrmse(oracle_cf[window], true_cf[window], cf_scale),
         # the intervention's effect: observed totals without minus with it, from cf_from on
         "effect_true": effect_true,
         "effect_agent": effect_agent,

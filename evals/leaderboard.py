@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from evals.runner import read_results, write_json
+from mechanistic.files import write_atomic
 
 __all__ = ["COMPACT", "METRICS", "METRIC_BY_KEY", "STATUSES", "TIMING", "Metric",
            "aggregate", "bootstrap", "cell_text", "leaderboard_markdown", "timing_markdown",
@@ -268,6 +269,6 @@ def write_leaderboard(out: str | Path, manifest: Mapping[str, Any] | None = None
              "timing": folder / "timing.md"}
     write_json(files["results"], {"manifest": manifest, "scores": scores, "timing": timing,
                                   "jobs": [_job_row(r) for r in results]}, sort_keys=False)
-    files["leaderboard"].write_text(leaderboard_markdown(scores, manifest), encoding="utf-8")
-    files["timing"].write_text(timing_markdown(timing, results), encoding="utf-8")
+    write_atomic(files["leaderboard"], leaderboard_markdown(scores, manifest))
+    write_atomic(files["timing"], timing_markdown(timing, results))
     return files

@@ -34,6 +34,7 @@ from evals.leaderboard import (
     write_leaderboard,
 )
 from evals.runner import read_results
+from mechanistic.files import write_atomic
 
 __all__ = ["render_report", "write_report"]
 
@@ -308,7 +309,4 @@ def write_report(out: str | Path, html_path: str | Path | None = None) -> Path:
     files = write_leaderboard(folder, results=results)
     summary = json.loads(files["results"].read_text(encoding="utf-8"))
     target = Path(html_path) if html_path is not None else folder / "report.html"
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_report(summary, results), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return write_atomic(target, render_report(summary, results))

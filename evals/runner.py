@@ -25,11 +25,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evals.executor import Executor, Job, failure_result
+from mechanistic.files import write_atomic
 
 if TYPE_CHECKING:
     from evals.agents import Budget
@@ -86,17 +85,7 @@ def write_json(path: Path, data: Any, indent: int | None = 1, sort_keys: bool = 
     False keeps an order that means something (agents in the order they were asked for)."""
     text = json.dumps(jsonable(data), indent=indent, allow_nan=False,
                       sort_keys=sort_keys) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)
 
 
 def result_path(out: str | Path, key: str) -> Path:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 from review_helpers import SCRIPT, assert_injection_inert, audit
 
-from workbench.review import runs as runs_module
+import mechanistic.files
 from workbench.review.app import CSP, ReviewServer, candidate_url, serve_in_thread
 from workbench.review.runs import approved_candidates, record_decision
 
@@ -137,7 +137,7 @@ def test_review_json_is_replaced_atomically(run_copy: Path,
     def crash(src: str, dst: str) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(runs_module.os, "replace", crash)
+    monkeypatch.setattr(mechanistic.files.os, "replace", crash)  # the shared atomic write
     with pytest.raises(OSError):
         record_decision(run_copy, ids[1], "rejected", "second")
     monkeypatch.undo()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mechanistic.files import write_atomic
 from workbench.review.candidate import anchor, candidate_section
 from workbench.review.render import esc, page, run_sections
-from workbench.review.runs import RunView, _write_atomic, load_run
+from workbench.review.runs import RunView, load_run
 
 __all__ = ["render_report", "write_report"]
 
@@ -37,5 +38,5 @@ def write_report(run_dir: str | Path, out: str | Path) -> Path:
     """Render ``run_dir`` into ``out`` (written atomically); returns the path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, render_report(load_run(run_dir)))
+    write_atomic(out, render_report(load_run(run_dir)))
     return out

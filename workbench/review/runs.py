@@ -15,13 +15,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from mechanistic.files import write_atomic
 
 __all__ = [
     "DECISIONS",
@@ -223,22 +223,6 @@ def approved_candidates(root: str | Path) -> list[str]:
     return sorted(k for k, v in read_reviews(root).items() if v.get("decision") == "approved")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, then ``os.replace``: a reader (the SGNN step
-    picking approved candidates) sees the old file or the new one, never half of one,
-    and a crash right after the reply does not lose the decision."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the run's other files are readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def record_decision(root: str | Path, candidate_id: str, decision: str, note: str,
                     now: datetime | None = None) -> dict[str, Any]:
@@ -263,5 +247,5 @@ def record_decision(root: str | Path, candidate_id: str, decision: str, note: st
             candidates = {}
         candidates[candidate_id] = entry
         data["candidates"] = candidates
-        _write_atomic(root / "review.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+        write_atomic(root / "review.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
     return entry
