@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from agent.core import Candidate, Proposer, Task
-from agent.store import RunStore, write_atomic
+from agent.store import RunStore
+from mechanistic.files import write_atomic
 from mechanistic.interventions import (
     Intervention,
     interventions_to_json,

@@ -23,7 +23,7 @@ from agent.evaluate import Node
 from mechanistic.data import ObservedData, load_csv
 from mechanistic.files import write_atomic
 
-__all__ = ["RunStore", "write_atomic"]
+__all__ = ["RunStore"]
 
 
 
