@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mechanistic.data import ObservedData
-from mechanistic.interventions import Intervention
+from mechanistic.inputs import InputSeries
+from mechanistic.interventions import ControlSchedule, Intervention
 
 __all__ = [
     "Candidate",
@@ -36,6 +37,8 @@ class Task:
 
     Rows with ``t <= train_until`` are fitted; rows in ``(train_until, validate_until]``
     score candidates; anything later is never shown to the agent (held out for evals).
+    ``data`` holds only the observed columns; ``inputs`` are the known operating conditions
+    (see mechanistic/inputs.py), which candidates read as controls of the same name.
     """
 
     description: str
@@ -44,12 +47,25 @@ class Task:
     validate_until: float | None = None
     objectives: str = "forecast the observed series and answer what-if questions"
     time_unit: str = "time"
+    inputs: tuple[InputSeries, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.description.strip():
             raise ValueError("a task needs a description of the system in plain language")
         if self.train_until < float(self.data.t[0]):
             raise ValueError(f"train_until={self.train_until} is before the first observation")
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        clash = [i.name for i in self.inputs if i.name in self.data.values]
+        if clash:
+            raise ValueError(f"column(s) {clash} are both an input and an observation")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    def controls_for(self, control_names: Sequence[str]) -> dict[str, ControlSchedule]:
+        """The observed schedules of the inputs a candidate declares as controls."""
+        return {i.name: i.schedule() for i in self.inputs if i.name in control_names}
 
 
 @dataclass(frozen=True)

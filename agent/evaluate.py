@@ -115,6 +115,19 @@ def evaluate_candidate(
         return _done(node, start)
     node.model = model
     node.checks = [c.to_dict() for c in run_checks(model)]
+    unused = [name for name in task.input_names if name not in model.controls_]
+    if unused:
+        node.checks.append({
+            "name": "inputs_used", "passed": False, "severity": "warning",
+            "message": f"known input(s) {unused} are not controls of this candidate, so it "
+                       f"assumes they have no effect; declare m.control({unused[0]!r}, ...) "
+                       f"and use it in a rate to let the input act"})
+    stray = [name for name in task.input_names if name in model.observables_]
+    if stray:
+        node.checks.append({
+            "name": "inputs_observed", "passed": False, "severity": "error",
+            "message": f"{stray} are known inputs (set by the experimenter), not observations; "
+                       f"declare them with m.control({stray[0]!r}, ...) instead of m.observe"})
     missing = [c for c in task.data.columns if c not in model.observables_]
     if missing:
         node.checks.append({
@@ -130,7 +143,8 @@ def evaluate_candidate(
         data = task.data
         if task.validate_until is not None:
             data, _ = data.split(task.validate_until)
-        result = fit_model(model, data, fit_config, train_until=task.train_until)
+        result = fit_model(model, data, fit_config, train_until=task.train_until,
+                           controls=task.controls_for(model.control_names) or None)
     except Exception as exc:  # any fit failure is feedback for the repair loop, not a crash
         node.status = FIT_FAILED
         node.error = {"kind": "fit", "type": type(exc).__name__, "message": str(exc),

@@ -46,11 +46,18 @@ class FittedCandidate:
 
     def bands(self, t_eval: Sequence[float] | np.ndarray, interventions: Sequence[Intervention]
               = (), draws: int = 200, seed: int = 0) -> Bands:
-        """Predictive bands from Laplace draws around the fit (see mechanistic.uncertainty)."""
+        """Predictive bands from Laplace draws around the fit (see mechanistic.uncertainty),
+        with the task's known inputs on their observed schedules."""
+        controls = self.controls
         params = laplace_draws(self.model, self.task.data, self.fit, n=draws, seed=seed,
-                               compiled=self.compiled)
+                               compiled=self.compiled, controls=controls)
         return predictive_bands(self.compiled, params, t_eval, t0=float(self.fit["t0"]),
-                                solver=self.fit["solver"], interventions=interventions, seed=seed)
+                                solver=self.fit["solver"], interventions=interventions,
+                                controls=controls, seed=seed)
+
+    @property
+    def controls(self) -> dict[str, Any]:
+        return self.task.controls_for(self.model.control_names)
 
 
 def load_fitted(run: str | Path, candidate_id: str | None = None) -> FittedCandidate:

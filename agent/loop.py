@@ -12,11 +12,12 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from agent.core import Candidate, Critique, EventSink, Proposer, Task
 from agent.evaluate import Node, evaluate_candidate, feedback_for, with_origin
+from agent.verdict import Verdict, judge
 from mechanistic.fit import FitConfig
 from sandbox.spec import Sandbox
 
@@ -78,6 +79,7 @@ class SearchResult:
     nodes: list[Node]
     stop_reason: str
     usage: dict[str, Any]
+    verdict: Verdict | None = None
 
     @property
     def ranked(self) -> list[Node]:
@@ -122,6 +124,8 @@ class Search:
         self.nodes: dict[str, Node] = {n.id: n for n in resume or []}
         self.evaluated = len(self.nodes)
         self.started = time.monotonic()
+        # The search's seed seeds every fit (multi-start draws, fresh networks).
+        self._fit_config = replace(config.fit, seed=config.seed)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> SearchResult:
@@ -147,7 +151,10 @@ class Search:
         except BudgetExhausted as exc:
             stop = str(exc)
         self._event("stop", reason=stop)
-        return SearchResult(list(self.nodes.values()), stop, self._usage())
+        result = SearchResult(list(self.nodes.values()), stop, self._usage())
+        result.verdict = judge(self.task, result.best)
+        self._event("verdict", **result.verdict.to_dict())
+        return result
 
     def _add(self, candidate: Candidate, depth: int) -> None:
         """Evaluate a candidate; while it fails, ask for repairs (bounded)."""
@@ -187,7 +194,7 @@ class Search:
         self._event("evaluate", node=candidate.id, structure=candidate.structure,
                     origin=candidate.origin, parent=candidate.parent)
         node = evaluate_candidate(self.task, candidate, sandbox=self.sandbox,
-                                  fit_config=self.config.fit, log=self.log, depth=depth,
+                                  fit_config=self._fit_config, log=self.log, depth=depth,
                                   repairs=repairs)
         self.evaluated += 1
         self.nodes[node.id] = node

@@ -2,8 +2,8 @@
 
 ::
 
-    RUN/task.json            description, windows, data file, proposer, search config
-    RUN/data.csv             the observations as given
+    RUN/task.json            description, windows, data file, known inputs, proposer, config
+    RUN/data.csv             the observations and known inputs as given
     RUN/trajectory.jsonl     every LLM call, sandbox run and decision, appended live
     RUN/tree.json            the search tree: one row per node, best first
     RUN/candidates/ID/       simulator.py, model.json, checks.json, fit.json, node.json
@@ -22,6 +22,7 @@ from agent.core import Candidate, Task, TrajectoryLog
 from agent.evaluate import Node
 from mechanistic.data import ObservedData, load_csv
 from mechanistic.files import write_atomic
+from mechanistic.inputs import inputs_from_meta
 
 __all__ = ["RunStore"]
 
@@ -42,12 +43,14 @@ class RunStore:
     def write_task(self, task: Task, meta: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         frame = task.data.to_frame()
+        for series in task.inputs:  # the data as given: observations and known inputs
+            frame[series.name] = series.values  # type: ignore[index]
         write_atomic(self.root / "data.csv", frame.to_csv(index=False))  # type: ignore[attr-defined]
         write_atomic(self.root / "task.json", _dump({
             "description": task.description, "train_until": task.train_until,
             "validate_until": task.validate_until, "objectives": task.objectives,
             "time_unit": task.time_unit, "data": "data.csv", "time_column": task.data.time_name,
-            "source": task.data.source, **meta,
+            "source": task.data.source, "inputs": [i.to_dict() for i in task.inputs], **meta,
         }))
 
     def read_task(self) -> tuple[Task, dict[str, Any]]:
@@ -57,9 +60,10 @@ class RunStore:
         meta = json.loads(path.read_text())
         data: ObservedData = load_csv(self.root / meta.get("data", "data.csv"),
                                       time_column=meta.get("time_column"))
+        data, inputs = inputs_from_meta(data, meta.get("inputs") or [])
         task = Task(meta["description"], data, float(meta["train_until"]),
                     meta.get("validate_until"), meta.get("objectives", ""),
-                    meta.get("time_unit", "time"))
+                    meta.get("time_unit", "time"), inputs=inputs)
         return task, meta
 
     # ----------------------------------------------------------------- nodes

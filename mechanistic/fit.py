@@ -201,6 +201,9 @@ class FitResult:
     neural_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False,
                                                   compare=False)
     compiled: CompiledModel | None = field(default=None, repr=False, compare=False)
+    # The known inputs' schedules the data were fitted under: forecasts read them too.
+    controls: Mapping[str, ControlSchedule] | None = field(default=None, repr=False,
+                                                         compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (
@@ -220,13 +223,15 @@ class FitResult:
         solver: RK4 | Dopri5 | None = None,
     ) -> Simulation:
         """The fitted model on ``t_eval`` (from the fit's ``t0``), optionally under
-        interventions: a forecast or a counterfactual."""
+        interventions: a forecast or a counterfactual. ``controls`` default to the
+        schedules the fit was made under (the task's known inputs)."""
         if self.compiled is None:  # pragma: no cover - results are built by fit_model
             raise ModelError("this FitResult carries no compiled model")
         params = {n: torch.tensor([v], dtype=_DTYPE) for n, v in self.params.items()}
         with torch.no_grad():
             return self.compiled.simulate(params, t_eval, solver=solver or _parse_solver(
-                self.solver), interventions=interventions, controls=controls, t0=self.t0)
+                self.solver), interventions=interventions,
+                controls=self.controls if controls is None else controls, t0=self.t0)
 
 
 def _solver_dict(solver: RK4 | Dopri5) -> dict[str, Any]:
@@ -709,6 +714,7 @@ def fit_model(
         config=config.to_dict(),
         neural_state={k_: v.detach().clone() for k_, v in networks.state_dict().items()},
         compiled=compiled,
+        controls=dict(controls) if controls else None,
     )
 
 

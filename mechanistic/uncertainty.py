@@ -49,6 +49,7 @@ def laplace_draws(
     n: int = 200,
     seed: int = 0,
     compiled: CompiledModel | None = None,
+    controls: Mapping[str, ControlSchedule] | None = None,
 ) -> ParameterDraws:
     """``n`` parameter sets from the Laplace approximation at ``fit`` (training rows only).
 
@@ -69,7 +70,7 @@ def laplace_draws(
     train = data.split(until)[0] if until is not None else data
     transforms = [ParameterTransform.for_prior(k, model.params_[k].prior) for k in free]
     objective = _Objective(model, compiled, transforms, train.t, _data_matrix(model, train),
-                           _parse_solver(info["solver"]), float(info["t0"]), (), None)
+                           _parse_solver(info["solver"]), float(info["t0"]), (), controls)
     u_hat = np.array([tr.inverse(np.array([params[tr.name]]))[0] for tr in transforms])
     u0 = torch.as_tensor(u_hat, dtype=_DTYPE)
 

@@ -116,12 +116,17 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, typer.Option("--resume",
                                              help="Continue an interrupted run in --out.")]
         = False,
+        inputs: Annotated[str | None, typer.Option(
+            "--inputs", help="Known input columns (set by the experimenter: a dose or feed "
+                             "rate, a switch, a temperature), COL[,COL] or COL:linear; "
+                             "'none' fits every column. Default: the agent proposes them.")]
+        = None,
     ) -> None:
         """Describe a system, hand over data, get ranked, validated, fitted simulators."""
         with _user_errors(), _llm_errors():
             _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                        llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
-                       max_seconds, seed, resume, _console)
+                       max_seconds, seed, resume, _console, inputs)
 
     @app.command("predict")
     def predict_command(
@@ -147,6 +152,7 @@ def register(app: typer.Typer) -> None:
             path = out or Path(run) / "forecast.csv"
             frame.to_csv(path, index=False)
             console = _console()
+            _warn_verdict(run, console)
             console.print(f"forecast from {fitted.candidate.structure} ({fitted.candidate.id}) "
                           f"to {until:g}: {path}", markup=False)
             for note in bands.notes:
@@ -197,7 +203,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                validate_until: float | None, agent_kind: str, llm: str | None,
                base_url: str | None, max_nodes: int, initial: int, max_llm_calls: int | None,
                max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
-               console_factory: Any) -> None:
+               console_factory: Any, inputs_option: str | None = None) -> None:
     from agent.core import Task
     from agent.loop import Search, SearchConfig
     from agent.store import RunStore
@@ -222,9 +228,10 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         if not text or not text.strip():
             raise ValueError("describe the system with --describe TEXT or --describe-file F")
         data = load_csv(data_path)
+        data, inputs = _known_inputs(data, text, inputs_option, console)
         if train_until is None:
             train_until = float(data.t[int(0.7 * (len(data) - 1))])
-        task = Task(text, data, train_until, validate_until)
+        task = Task(text, data, train_until, validate_until, inputs=inputs)
         nodes = []
     config = SearchConfig(initial=initial, max_nodes=max_nodes, max_llm_calls=max_llm_calls,
                           max_tokens=max_tokens, max_seconds=max_seconds, seed=seed)
@@ -257,7 +264,9 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                         resume=nodes).run()
     finally:
         sandbox.close()
-    store.save_tree(result.nodes, {"stop_reason": result.stop_reason, "usage": result.usage})
+    verdict = result.verdict.to_dict() if result.verdict is not None else None
+    store.save_tree(result.nodes, {"stop_reason": result.stop_reason, "usage": result.usage,
+                                   "verdict": verdict})
     out_console = console_factory()
     if not out_console.is_terminal:
         out_console.width = 140  # a log file is not an 80-column terminal; keep rows whole
@@ -268,6 +277,47 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                          f"{out}/trajectory.jsonl for what failed")
     out_console.print(f"best: {best.candidate.structure} ({best.id}); run folder {out}",
                       markup=False)
+    if result.verdict is not None:
+        out_console.print(result.verdict.line(), markup=False)
+
+
+def _warn_verdict(run: Path, console: Any) -> None:
+    """Carry the run's adequacy verdict into every answer drawn from it."""
+    from agent.store import RunStore
+    from agent.verdict import Verdict
+
+    try:
+        verdict = Verdict.from_dict(RunStore(run).read_tree().get("verdict"))
+    except (FileNotFoundError, ValueError, AttributeError):
+        verdict = None
+    if verdict is None:
+        console.print("verdict: not judged (this run has no adequacy verdict)", markup=False)
+    elif verdict.adequate is False:
+        console.print(f"warning: {verdict.line()}", markup=False)
+    else:
+        console.print(verdict.line(), markup=False)
+
+
+def _known_inputs(data: Any, description: str, option: str | None,
+                  console: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Split the known inputs off the data: those named by ``--inputs``, or, without the
+    flag, those the agent proposes (and says so, with the reason and how to override)."""
+    from mechanistic.inputs import detect_inputs, parse_inputs_option, split_inputs
+
+    chosen = parse_inputs_option(option)
+    if chosen is None:
+        found = detect_inputs(data, description)
+        for name, reason in found.items():
+            console.print(f"treating column {name!r} as a known input ({reason}); pass "
+                          f"--inputs to choose the inputs yourself, or --inputs none",
+                          markup=False)
+        chosen = dict.fromkeys(found, "previous")
+    if not chosen:
+        return data, ()
+    data, inputs = split_inputs(data, chosen)
+    for series in inputs:
+        console.print(f"input {series.describe()}", markup=False)
+    return data, inputs
 
 
 def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
@@ -299,6 +349,7 @@ def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
     if out is not None:
         answer.frame().to_csv(out, index=False)
     console = console_factory()
+    _warn_verdict(run, console)
     console.print(f"interventions: {[i.to_dict() for i in answer.interventions]}", markup=False)
     for name in fitted.model.observable_names:
         key = name if name not in fitted.model.states_ else f"{name}_obs"
