@@ -449,8 +449,9 @@ def fit_structure(model: Model, task: BenchTask, seed: int, config: FitConfig) -
     validation rows scored, the test rows never seen, the study's conditions applied."""
     data = task.agent_task(seed).data
     data, _ = data.split(task.validate_until)
+    controls = {k: v for k, v in task.controls.items() if k in model.controls_}
     return fit_model(model, data, replace(config, seed=seed), train_until=task.train_until,
-                     interventions=task.conditions)
+                     interventions=task.conditions, controls=controls or None)
 
 
 def _observed(fit: FitResult, task: BenchTask,

@@ -46,11 +46,13 @@ __all__ = [
     "BenchTask",
     "Counterfactual",
     "TaskError",
+    "TaskInput",
     "task_from_json",
 ]
 
 FORMAT = "mmw.task/1"
-DOMAINS = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology")
+DOMAINS = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology", "bioprocess",
+           "chemistry", "systems-biology")
 DIFFICULTIES = ("easy", "medium", "hard")
 VARIANTS = ("full", "partial", "real")
 REPO = Path(__file__).resolve().parent.parent  # relative data paths are read from here
@@ -100,6 +102,32 @@ class Counterfactual:
                 "scored_from": self.scored_from}
 
 
+@dataclass(frozen=True)
+class TaskInput:
+    """A known input of the study (a feed or dilution rate, a dose rate, a temperature):
+    one value per observation time, a control of the truth with the same name. Agents are
+    handed it as a known input (``mechanistic.inputs.InputSeries``), never as an
+    observation to fit."""
+
+    name: str
+    values: tuple[float, ...]
+    interpolation: str = "previous"
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+
+    def series(self, times: np.ndarray) -> Any:
+        from mechanistic.inputs import InputSeries
+
+        return InputSeries(self.name, times, np.asarray(self.values), self.interpolation,
+                           self.doc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "values": list(self.values),
+                "interpolation": self.interpolation, "doc": self.doc}
+
+
 @dataclass(frozen=True, eq=False)
 class BenchTask:
     """One benchmark task: what the agent reads, the truth behind it, and the questions.
@@ -129,9 +157,10 @@ class BenchTask:
     noise_seed: int
     data_path: str | None = None
     solver_dt: float | None = field(default=None)  # fixed RK4 step; None: adaptive Dopri5
+    inputs: tuple[TaskInput, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("tags", "observed", "hidden", "conditions", "counterfactuals"):
+        for name in ("tags", "observed", "hidden", "conditions", "counterfactuals", "inputs"):
             value = getattr(self, name)
             if isinstance(value, list | tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -213,7 +242,8 @@ class BenchTask:
             with torch.no_grad():
                 sim = self._compiled.simulate(  # type: ignore[has-type]
                     params, grid, solver=self._solver(),
-                    interventions=[*self.conditions, *items], t0=float(self.times[0]))
+                    interventions=[*self.conditions, *items], controls=self.controls,
+                    t0=float(self.times[0]))
             if len(cache) >= 64:
                 cache.pop(next(iter(cache)))
             cache[key] = {name: sim.observable(name)[0].detach().numpy().copy()
@@ -279,13 +309,23 @@ class BenchTask:
         return ObservedData(self.times, {c: values[c] for c in self.observed},
                             time_name=tname, source=f"bench:{self.name}")
 
+    @property
+    def controls(self) -> dict[str, Any]:
+        """The known inputs' schedules, as the truth and every agent simulate them."""
+        return {i.name: i.series(self.times).schedule() for i in self.inputs}
+
+    def input_series(self) -> tuple[Any, ...]:
+        return tuple(i.series(self.times) for i in self.inputs)
+
     def agent_task(self, seed: int) -> Any:
         """What an agent is handed: the description and every row, the test window held
-        out by ``validate_until`` (the search fits and ranks only on earlier rows)."""
+        out by ``validate_until`` (the search fits and ranks only on earlier rows), and the
+        known inputs over the whole span (they are set by the experimenter, not measured)."""
         from agent.core import Task
 
         return Task(self.description, self.observations(seed), train_until=self.train_until,
-                    validate_until=self.validate_until, time_unit=self.time_unit)
+                    validate_until=self.validate_until, time_unit=self.time_unit,
+                    inputs=self.input_series())
 
     def test_mask(self) -> np.ndarray:
         return self.times > self.validate_until
@@ -315,6 +355,7 @@ class BenchTask:
             "noise_seed": self.noise_seed,
             "data_path": self.data_path,
             "solver_dt": self.solver_dt,
+            "inputs": [i.to_dict() for i in self.inputs],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -463,6 +504,30 @@ def _check_task(task: BenchTask) -> None:
         if model is not None and name not in model.states_:
             raise _Invalid(f"hidden[{i}]", f"{name!r} is not a state of the truth; states: "
                                            f"{model.state_names}")
+    _check_inputs(task, model)
+
+
+def _check_inputs(task: BenchTask, model: Model | None) -> None:
+    from mechanistic.inputs import INTERPOLATIONS
+
+    seen: set[str] = set()
+    for i, item in enumerate(task.inputs):
+        where = f"inputs[{i}]"
+        if not isinstance(item, TaskInput):
+            raise _Invalid(where, f"expected a TaskInput, got {item!r}")
+        _text(item.name, f"{where}.name")
+        if item.name in seen or item.name in task.observed:
+            raise _Invalid(f"{where}.name", f"{item.name!r} is already an input or an observed "
+                                            f"column")
+        seen.add(item.name)
+        if model is not None and item.name not in model.controls_:
+            raise _Invalid(f"{where}.name", f"{item.name!r} is not a control of the truth; "
+                                            f"controls: {model.control_names}")
+        _text(item.interpolation, f"{where}.interpolation", choices=INTERPOLATIONS)
+        values = np.asarray(item.values, dtype=float)
+        if values.shape != task.times.shape or not np.isfinite(values).all():
+            raise _Invalid(f"{where}.values", f"expected {task.times.size} finite numbers, one "
+                                              f"per time")
 
 
 def _check_truth(task: BenchTask, model: Model) -> None:
@@ -514,9 +579,9 @@ def _check_real_data(task: BenchTask) -> None:
 _FIELDS = ("format", "name", "domain", "difficulty", "tags", "variant", "description",
            "time_unit", "times", "train_until", "validate_until", "observed", "hidden",
            "truth_model", "truth_params", "conditions", "counterfactuals", "recover",
-           "wrong_model", "noise_seed", "data_path", "solver_dt")
+           "wrong_model", "noise_seed", "data_path", "solver_dt", "inputs")
 _OPTIONAL = {"data_path": None, "solver_dt": None, "hidden": [], "conditions": [],
-             "recover": {}, "wrong_model": None, "tags": []}
+             "recover": {}, "wrong_model": None, "tags": [], "inputs": []}
 _INTERVENTION_FIELDS: dict[str, dict[str, str]] = {
     "set": {"target": "name", "value": "number", "start": "number?", "end": "number|null?"},
     "scale": {"target": "name", "factor": "number", "start": "number?", "end": "number|null?"},
@@ -630,6 +695,27 @@ def _parse(data: Any) -> BenchTask:
         except TaskError as exc:
             raise _Invalid(f"{where}{exc.field.removeprefix('counterfactual')}",
                            exc.reason) from None
+    inputs = []
+    for i, item in enumerate(_list(data, "inputs")):
+        where = f"inputs[{i}]"
+        if not isinstance(item, dict):
+            raise _Invalid(where, f"expected an object, got {item!r}")
+        for key in item:
+            if key not in ("name", "values", "interpolation", "doc"):
+                raise _Invalid(f"{where}.{key}", "unknown field; fields are name, values, "
+                                                 "interpolation, doc")
+        for key in ("name", "values"):
+            if key not in item:
+                raise _Invalid(f"{where}.{key}", "missing")
+        _text(item["name"], f"{where}.name")
+        if not isinstance(item["values"], list):
+            raise _Invalid(f"{where}.values", "expected a list of numbers")
+        for j, x in enumerate(item["values"]):
+            _number(x, f"{where}.values[{j}]")
+        _text(item.get("interpolation", "previous"), f"{where}.interpolation")
+        _text(item.get("doc", "") or "-", f"{where}.doc")
+        inputs.append(TaskInput(item["name"], tuple(item["values"]),
+                                item.get("interpolation", "previous"), item.get("doc", "")))
     return BenchTask(
         name=data["name"], domain=data["domain"], difficulty=data["difficulty"],
         tags=tuple(data["tags"]), variant=data["variant"], description=data["description"],
@@ -641,7 +727,7 @@ def _parse(data: Any) -> BenchTask:
         counterfactuals=tuple(cfs), recover=dict(data["recover"]),
         wrong_model=_model(data["wrong_model"], "wrong_model"),
         noise_seed=data["noise_seed"], data_path=data["data_path"],
-        solver_dt=data["solver_dt"])
+        solver_dt=data["solver_dt"], inputs=tuple(inputs))
 
 
 def task_from_json(text_or_dict: str | bytes | Mapping[str, Any],

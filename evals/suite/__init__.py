@@ -1,7 +1,8 @@
 """The shipped benchmark suite: NIMM-style tasks built from hand-written ground truths.
 
 One module per domain (``epidemiology``, ``oncology``, ``ecology``, ``pharmacology``,
-``physiology``) plus ``real`` for measured series; each exposes ``tasks() -> list[BenchTask]``.
+``physiology``, and the systems no library motif covers: ``bioprocess``, ``chemistry``,
+``systems_biology``) plus ``real`` for measured series; each exposes ``tasks() -> list[BenchTask]``.
 The ground truths are written here with the DSL directly, with their own names, values and
 structural details, independent of the library agent's motifs, so agents are scored on
 systems they were not tuned on. Building is lazy (nothing runs at import) and cached.
@@ -21,7 +22,8 @@ from evals.task import BenchTask, TaskError, task_from_json
 
 __all__ = ["DOMAIN_MODULES", "all_tasks", "load_dir", "select"]
 
-DOMAIN_MODULES = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology", "real")
+DOMAIN_MODULES = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology",
+                  "bioprocess", "chemistry", "systems_biology", "real")
 
 
 @lru_cache(maxsize=1)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evals.task import BenchTask, Counterfactual
+from evals.task import BenchTask, Counterfactual, TaskInput
 from mechanistic import LogNormalNoise, LogUniform, Model, NegBinomial
-from mechanistic.interventions import Transfer
+from mechanistic.interventions import SetValue, Transfer
 
 __all__ = ["tasks"]
 
@@ -218,5 +218,69 @@ def plankton(full: bool) -> BenchTask:
     )
 
 
+# ------------------------------------------------- a fished stock with known effort
+def fishing_effort(times: np.ndarray) -> np.ndarray:
+    """Boats fishing, from the licensing records: a build-up, a collapse, a recovery plan."""
+    return np.select([times < 10, times < 24], [10.0, 32.0], 14.0)
+
+
+def _fishery(logistic: bool = True) -> Model:
+    m = Model("surplus production with fishing effort", time_unit="year")
+    (stock,) = m.states("stock")
+    effort = m.control("effort", default=10.0, doc="boats fishing")
+    r = m.param("r_stock", LogUniform(0.02, 3.0), doc="intrinsic growth rate", unit="1/year")
+    q = m.param("catchability", LogUniform(1e-4, 0.1), doc="fraction caught per boat-year")
+    b0 = m.param("stock0", LogUniform(10.0, 1e4))
+    catch = q * effort * stock
+    if logistic:
+        k = m.param("k_stock", LogUniform(50.0, 1e4), doc="carrying capacity", unit="kt")
+        m.flow(None, stock, r * stock, name="production")
+        m.flow(stock, None, r * stock * stock / k, name="crowding")
+    else:  # the wrong structure: unlimited (exponential) growth
+        m.flow(None, stock, r * stock, name="production")
+    m.flow(stock, None, catch, name="catch")
+    m.init(stock=b0)
+    m.observe("survey_index", stock,
+              noise=LogNormalNoise(m.param("sd_survey", LogUniform(0.01, 1.0))))
+    m.observe("catch_kt", catch, noise=LogNormalNoise(m.param("sd_catch", LogUniform(0.01, 1.0))))
+    return m
+
+
+def fishery() -> BenchTask:
+    times = np.arange(0.0, 40.01, 0.5)
+    return BenchTask(
+        name="eco-fishery-full",
+        domain="ecology",
+        difficulty="medium",
+        tags=("discovery", "inputs", "fisheries", "harvest"),
+        variant="full",
+        description=(
+            "A demersal fish stock on an offshore bank. The stock's growth slows as it "
+            "approaches what the bank can support, and the catch is proportional to the "
+            "fishing effort and to the stock. The number of licensed boats fishing is known "
+            "from the licensing records (it was raised, then cut under a recovery plan). A "
+            "research survey estimates the stock (kilotonnes) twice a year, and landings "
+            "(kilotonnes per year) are recorded at the same times."),
+        time_unit="year",
+        times=times,
+        train_until=28.0,
+        validate_until=33.0,
+        observed=("survey_index", "catch_kt"),
+        hidden=(),
+        truth_model=_fishery(),
+        truth_params={"r_stock": 0.4, "catchability": 0.01, "stock0": 900.0,
+                      "k_stock": 1000.0, "sd_survey": 0.12, "sd_catch": 0.08},
+        conditions=(),
+        counterfactuals=(Counterfactual(
+            "What if fishing effort had been cut to 5 boats from year 33 on?",
+            (SetValue("effort", 5.0, 33.0),), 33.0),),
+        recover={},
+        wrong_model=_fishery(logistic=False),
+        noise_seed=331,
+        inputs=(TaskInput("effort", tuple(fishing_effort(times)), "previous",
+                          "licensed boats fishing"),),
+    )
+
+
 def tasks() -> list[BenchTask]:
-    return [voles(True), voles(False), plankton(True), plankton(False)]
+    return [voles(True), voles(False), plankton(True), plankton(False), fishery()]

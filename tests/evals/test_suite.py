@@ -39,7 +39,8 @@ def runs() -> dict[str, dict[str, Any]]:
 def test_suite_size_and_coverage() -> None:
     assert len(TASKS) >= 14
     domains = Counter(t.domain for t in TASKS.values())
-    assert set(domains) == {"epidemiology", "oncology", "ecology", "pharmacology", "physiology"}
+    assert set(domains) == {"epidemiology", "oncology", "ecology", "pharmacology", "physiology",
+                            "bioprocess", "chemistry", "systems-biology"}
     tags = {tag for t in TASKS.values() for tag in t.tags}
     for needed in ("reporting-delay", "under-reporting", "age-structured", "chemotherapy",
                    "radiotherapy", "holling-ii", "food-chain", "hidden-compartment",
@@ -47,12 +48,35 @@ def test_suite_size_and_coverage() -> None:
         assert needed in tags, needed
     variants = Counter(t.variant for t in TASKS.values())
     assert variants["full"] >= 5 and variants["partial"] >= 7 and variants["real"] == 1
-    # every full variant has a partial sibling that observes fewer series and hides more
+    # every full variant of a library-domain task has a partial sibling that observes fewer
+    # series and hides more (the discovery tasks have one where a state can be unmeasured)
     for task in TASKS.values():
-        if task.variant == "full":
+        if task.variant == "full" and ("discovery" not in task.tags
+                                       or task.name.removesuffix("-full") + "-partial" in TASKS):
             sibling = TASKS[task.name.removesuffix("-full") + "-partial"]
             assert len(sibling.observed) < len(task.observed)
             assert set(task.hidden) <= set(sibling.hidden)
+
+
+def test_discovery_tasks_have_known_inputs() -> None:
+    """Systems outside the library, in at least three domains, driven by known inputs; the
+    what-if questions change an input (a control of the truth), and inputs are never among
+    the observed columns."""
+    found = [t for t in TASKS.values() if "discovery" in t.tags]
+    assert len({t.name.removesuffix("-full").removesuffix("-partial") for t in found}) >= 4
+    assert len({t.domain for t in found}) >= 3
+    with_inputs = [t for t in found if t.inputs]
+    assert len(with_inputs) >= 2
+    for task in with_inputs:
+        names = {i.name for i in task.inputs}
+        assert not names & set(task.observed)
+        agent = task.agent_task(0)
+        assert agent.input_names == [i.name for i in task.inputs]
+        assert set(agent.data.columns) == set(task.observed)
+        targets = {getattr(x, "target", None) for cf in task.counterfactuals
+                   for x in cf.interventions}
+        assert targets & names, task.name
+    assert any("held-out" in t.tags for t in found)
 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=list(TASKS))
