@@ -6,13 +6,17 @@ verdict compares the best candidate with two forecasts that need no model at all
 same validation rows the candidates were ranked on:
 
 * ``persistence``: the last training observation carried forward;
+* ``mean``: the training window's mean level (what a model that learned only the average
+  would say; an oscillation beats persistence this way, so persistence alone is not
+  enough);
 * ``trend``: a straight line through the last quarter of the training window (at least
   four points), extrapolated.
 
 Errors are pooled over columns like the benchmark's forecast skill (``evals/metrics.py``):
 ``sqrt(sum_c MSE_c / s_c^2)``, each column scaled by the spread ``s_c`` of what the agent
 saw of it, so the verdict on the validation window reads the same way as the skill on the
-test window. The candidate is *adequate* only when it beats both baselines.
+test window. The candidate is *adequate* only when its error is at most ``MARGIN`` times
+every baseline's: a model that merely ties a naive forecast has not explained anything.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from agent.core import Task
 
 __all__ = ["Verdict", "baseline_forecasts", "judge"]
 
-BASELINES = ("persistence", "trend")
+BASELINES = ("persistence", "mean", "trend")
+MARGIN = 0.9
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ def baseline_forecasts(task: Task) -> dict[str, dict[str, np.ndarray]]:
             continue
         tk, yk = t[known], y[known]
         out["persistence"][name] = np.full(tv.size, yk[-1])
+        out["mean"][name] = np.full(tv.size, float(np.mean(yk)))
         tail = max(4, math.ceil(0.25 * tk.size))
         if tk.size >= 2:
             slope, intercept = np.polyfit(tk[-tail:], yk[-tail:], 1)
@@ -145,14 +151,15 @@ def judge(task: Task, best: Any | None) -> Verdict:
                 for n in scales}
     error = _pooled(cand_mse, scales)
     baselines = {b: _pooled(base_mse[b], scales) for b in BASELINES}
-    beaten = [b for b, v in baselines.items() if error < v]
+    beaten = [b for b, v in baselines.items() if error <= MARGIN * v]
     numbers = (f"best candidate {best.candidate.structure} ({best.id}): validation error "
-               f"{error:.3g} against persistence {baselines['persistence']:.3g} and a "
-               f"straight-line trend {baselines['trend']:.3g}")
+               f"{error:.3g} against persistence {baselines['persistence']:.3g}, the "
+               f"training mean {baselines['mean']:.3g} and a straight-line trend "
+               f"{baselines['trend']:.3g}")
     if len(beaten) == len(BASELINES):
         return Verdict(True, best.id, error, baselines, f"{numbers}.")
     worse = ", ".join(b for b in BASELINES if b not in beaten)
     return Verdict(False, best.id, error, baselines,
-                   f"no adequate structure was found: the {numbers}; it does not beat "
-                   f"{worse}, so its forecasts and what-if answers should not be trusted.",
-                   advice)
+                   f"no adequate structure was found: the {numbers}; it is not clearly "
+                   f"better than {worse}, so its forecasts and what-if answers should not "
+                   f"be trusted.", advice)

@@ -10,8 +10,13 @@ so one bad job never stops a benchmark.
 
 The agents, and why each is there:
 
-* ``library`` - the offline search (library proposer, propose -> repair -> refine,
-  best-first) under the budget: the system under test without an LLM.
+* ``offline`` - the offline search (library motifs and discovery from the data, with
+  distillation of neural terms; propose -> repair -> refine, best-first) under the
+  budget: the system under test without an LLM.
+* ``offline-lomo`` - ``offline`` with the task's own motif (``OWN_MOTIFS``) removed from
+  the library: can the search build what it does not already have?
+* ``library`` - the same search with the library's motifs only (the agent before
+  discovery), for comparison.
 * ``llm`` - the same search with an LLM proposer (langchain, any provider or any
   OpenAI-compatible URL, from :class:`LLMSettings`).
 * ``zero-shot`` - one library proposal, no repair, no search: what structure search adds.
@@ -65,7 +70,20 @@ __all__ = [
     "make_agent",
 ]
 
-AGENTS = ("library", "zero-shot", "repair-only", "llm", "neural", "oracle", "wrong")
+AGENTS = ("offline", "offline-lomo", "library", "zero-shot", "repair-only", "llm", "neural",
+          "oracle", "wrong")
+
+# Leave-one-motif-out: the library motif that is each fully observed task's own structure
+# (the truth's textbook form), removed from the offline agent's library by ``offline-lomo``.
+OWN_MOTIFS: dict[str, tuple[str, ...]] = {
+    "epi-seir-delay-full": ("SEIR",),
+    "epi-age-full": ("SEIR",),
+    "onc-lung-chemoradio-full": ("tumour-drug",),
+    "eco-voles-full": ("Rosenzweig-MacArthur",),
+    "eco-foodchain-full": ("food-chain",),
+    "pk-saturable-full": ("pk-michaelis-menten",),
+    "phys-ivgtt-full": ("glucose-insulin",),
+}
 
 _DEFAULT_FIT = FitConfig(starts=3, adam_steps=100, lbfgs_steps=30, polish_starts=1)
 
@@ -257,7 +275,8 @@ class BenchAgent(Protocol):
 
 def applicable(agent: str, task: BenchTask) -> bool:
     """Whether ``agent`` can run on ``task``: the oracle needs the truth, ``wrong`` a
-    misspecified structure; everything else runs everywhere (on real-data tasks only the
+    misspecified structure, ``offline-lomo`` a task whose own motif is known; everything
+    else runs everywhere (on real-data tasks only the
     forecast is scored)."""
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
@@ -265,6 +284,8 @@ def applicable(agent: str, task: BenchTask) -> bool:
         return task.truth_model is not None
     if agent == "wrong":
         return task.wrong_model is not None
+    if agent == "offline-lomo":
+        return task.name in OWN_MOTIFS
     return True
 
 
@@ -279,6 +300,10 @@ def make_agent(name: str, llm: LLMSettings | Mapping[str, Any] | None = None) ->
         settings = llm if isinstance(llm, LLMSettings) else LLMSettings.from_dict(llm)
         _check_key(settings)
         return SearchAgent("llm", _llm_factory(settings), _full_search)
+    if name == "offline":
+        return SearchAgent("offline", _offline_factory, _full_search)
+    if name == "offline-lomo":
+        return SearchAgent("offline-lomo", _offline_factory, _full_search, leave_out=True)
     if name == "library":
         return SearchAgent("library", _library_factory, _full_search)
     if name == "zero-shot":
@@ -295,7 +320,7 @@ def make_agent(name: str, llm: LLMSettings | Mapping[str, Any] | None = None) ->
 
 
 # ------------------------------------------------------------------------ search agents
-ProposerFactory = Callable[[int, Path], Proposer]
+ProposerFactory = Callable[..., Proposer]
 ConfigFactory = Callable[[Budget, int], SearchConfig]
 
 
@@ -315,10 +340,16 @@ def _repair_only(budget: Budget, seed: int) -> SearchConfig:
                         seed=seed)
 
 
-def _library_factory(seed: int, workdir: Path) -> Proposer:
-    from agent.library import LibraryProposer
+def _library_factory(seed: int, workdir: Path, exclude: tuple[str, ...] = ()) -> Proposer:
+    from agent.proposers import ProposerSettings, make_proposer
 
-    return LibraryProposer(seed)
+    return make_proposer("library", ProposerSettings(seed=seed, exclude_motifs=exclude))
+
+
+def _offline_factory(seed: int, workdir: Path, exclude: tuple[str, ...] = ()) -> Proposer:
+    from agent.proposers import ProposerSettings, make_proposer
+
+    return make_proposer("offline", ProposerSettings(seed=seed, exclude_motifs=exclude))
 
 
 def _check_key(settings: LLMSettings) -> None:
@@ -335,7 +366,7 @@ def _check_key(settings: LLMSettings) -> None:
 
 
 def _llm_factory(settings: LLMSettings) -> ProposerFactory:
-    def build(seed: int, workdir: Path) -> Proposer:
+    def build(seed: int, workdir: Path, exclude: tuple[str, ...] = ()) -> Proposer:
         from agent.llm import ChatSettings, LLMProposer
 
         chat = ChatSettings(temperature=settings.temperature, max_tokens=settings.max_tokens,
@@ -358,6 +389,7 @@ class SearchAgent:
     name: str
     proposer_factory: ProposerFactory
     config: ConfigFactory
+    leave_out: bool = False          # remove the task's own motif (OWN_MOTIFS)
 
     def run(self, task: BenchTask, seed: int, budget: Budget, sandbox: Sandbox | None,
             workdir: Path) -> AgentOutcome:
@@ -365,7 +397,8 @@ class SearchAgent:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            proposer = self.proposer_factory(seed, workdir)
+            exclude = OWN_MOTIFS.get(task.name, ()) if self.leave_out else ()
+            proposer = self.proposer_factory(seed, workdir, exclude)
         except ValueError as exc:  # an unconfigured LLM: say so, as data
             return failed(self.name, task, f"cannot build the proposer: {exc}", started)
         agent_task = task.agent_task(seed)
@@ -397,7 +430,9 @@ class SearchAgent:
                   "repairs": sum(n.candidate.origin == "repair" for n in nodes)}
         detail: dict[str, Any] = {"stop_reason": result.stop_reason,
                                   "ranked": [[n.candidate.structure, n.validation_error]
-                                             for n in result.ranked]}
+                                             for n in result.ranked],
+                                  "verdict": result.verdict.to_dict() if result.verdict
+                                  else None}
         best = result.best
         if best is None or best.fit_result is None:
             return failed(self.name, task, f"no valid simulator: {result.stop_reason}",

@@ -169,7 +169,7 @@ def _versions() -> dict[str, str]:
     return found
 
 
-_SEARCH_AGENTS = ("library", "zero-shot", "repair-only", "llm")
+_SEARCH_AGENTS = ("offline", "offline-lomo", "library", "zero-shot", "repair-only", "llm")
 
 
 def _open_sandbox(agent: Any) -> tuple[Any, str]:

@@ -22,24 +22,11 @@ __all__ = ["register"]
 
 def _make_proposer(agent: str, llm: str | None, base_url: str | None, seed: int,
                    log: Any) -> Any:
-    """The library proposer (offline default) or an LLM proposer."""
-    if agent == "library":
-        from agent.library import LibraryProposer
+    """The proposer registered as ``agent`` (agent/proposers.py), with the run's settings."""
+    from agent.proposers import ProposerSettings, make_proposer
 
-        return LibraryProposer(seed=seed)
-    if agent == "llm":
-        from agent.llm import LLMProposer
-
-        if base_url:
-            # "openai:NAME" names the protocol, not the model; other colons (Ollama's
-            # "llama3:8b") belong to the model name.
-            name = llm.removeprefix("openai:") if llm else "default"
-            return LLMProposer.from_base_url(base_url, name, log=log)
-        if not llm:
-            raise ValueError("--agent llm needs --llm provider:model (e.g. openai:gpt-4o-mini) "
-                             "or --base-url URL of an OpenAI-compatible endpoint")
-        return LLMProposer.from_spec(llm, log=log)
-    raise ValueError(f"unknown agent {agent!r}; use library or llm")
+    return make_proposer(agent, ProposerSettings(seed=seed, llm=llm, base_url=base_url,
+                                                 log=log))
 
 
 def _plot_node(store: Any, node: Any, task: Any) -> None:
@@ -98,8 +85,10 @@ def register(app: typer.Typer) -> None:
         validate_until: Annotated[float | None, typer.Option(
             "--validate-until", help="Last time of the validation window (later rows are "
                                      "never shown to the agent).")] = None,
-        agent: Annotated[str, typer.Option("--agent", help="library (offline) or llm.")]
-        = "library",
+        agent: Annotated[str, typer.Option(
+            "--agent", help="offline (library motifs and discovery from the data, the "
+                            "default), library (motifs only), discovery, or llm.")]
+        = "offline",
         llm: Annotated[str | None, typer.Option("--llm", help="provider:model for --agent llm"
                                                 )] = None,
         base_url: Annotated[str | None, typer.Option(

@@ -39,17 +39,25 @@ class LibraryProposer:
     """Textbook motifs, atomic refinements, rule-based repairs; ``usage`` stays zero."""
 
     seed: int = 0
+    exclude: tuple[str, ...] = ()    # motif names left out (leave-one-motif-out)
     name: str = "library"
     usage: Usage = field(default_factory=Usage)
 
     def propose(self, task: Task, n: int) -> list[Candidate]:
+        """Supported motifs; a motif of a domain the words do not support only when no
+        supported motif can explain the columns."""
+        supported, unsupported = self.propose_split(task, n)
+        return supported if supported else unsupported
+
+    def propose_split(self, task: Task, n: int) -> tuple[list[Candidate], list[Candidate]]:
+        """Up to ``n`` candidates, split by whether the words support their motif."""
         profile = DataProfile.from_task(task)
-        out = []
-        for choice in select_motifs(profile, n, self.seed):
+        out: tuple[list[Candidate], list[Candidate]] = ([], [])
+        for choice in select_motifs(profile, n, self.seed, self.exclude):
             spec = choice.motif.build(profile, choice.columns)
-            why = "; ".join(choice.reasons) or "fallback"
-            out.append(_candidate(spec, "propose", None,
-                                  f"{choice.motif.title} (score {choice.score:.2f}: {why})"))
+            why = "; ".join(choice.reasons) or "no words of its domain in the description"
+            out[0 if choice.supported else 1].append(_candidate(
+                spec, "propose", None, f"{choice.motif.title} (score {choice.score:.2f}: {why})"))
         return out
 
     def repair(self, task: Task, candidate: Candidate, feedback: Feedback) -> Candidate | None:

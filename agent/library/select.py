@@ -32,6 +32,7 @@ class Choice:
     columns: dict[str, ColumnProfile]
     score: float
     reasons: tuple[str, ...]
+    supported: bool = True  # the description or column names hold words of its domain/motif
 
 
 def _hits(text: str, words: Iterable[str]) -> list[str]:
@@ -47,8 +48,11 @@ def _domain_vocab() -> dict[str, set[str]]:
     return vocab
 
 
-def rank_motifs(profile: DataProfile, seed: int = 0) -> list[Choice]:
-    """Every motif that can explain the columns, best first (ties broken by ``seed``)."""
+def rank_motifs(profile: DataProfile, seed: int = 0,
+                exclude: Iterable[str] = ()) -> list[Choice]:
+    """Every motif that can explain the columns, best first (ties broken by ``seed``);
+    ``exclude`` names motifs to leave out (a leave-one-motif-out evaluation)."""
+    excluded = set(exclude)
     text = " ".join([profile.description.lower(),
                      *(c.name.lower().replace("_", " ") for c in profile.columns)])
     vocab = _domain_vocab()
@@ -58,6 +62,8 @@ def rank_motifs(profile: DataProfile, seed: int = 0) -> list[Choice]:
     counts = sum(k == "count" for k in kinds) / max(len(kinds), 1)
     out = []
     for m in MOTIFS:
+        if m.name in excluded:
+            continue
         columns = assign_columns(m, profile)
         if columns is None:
             continue
@@ -78,18 +84,22 @@ def rank_motifs(profile: DataProfile, seed: int = 0) -> list[Choice]:
         score += (1 - counts) * _LEVEL_DOMAINS.get(m.domain, 0.0)
         score -= 0.15 * (len(m.slots) - len(columns))
         score += 0.5 * m.prior
-        out.append(Choice(m, columns, round(score, 6), tuple(reasons)))
+        supported = bool(domain_hits[m.domain] or specific or named)
+        out.append(Choice(m, columns, round(score, 6), tuple(reasons), supported))
     return sorted(out, key=lambda c: (-c.score, zlib.crc32(f"{seed}:{c.motif.name}".encode())))
 
 
-def select_motifs(profile: DataProfile, n: int, seed: int = 0) -> list[Choice]:
+def select_motifs(profile: DataProfile, n: int, seed: int = 0,
+                  exclude: Iterable[str] = ()) -> list[Choice]:
     """``n`` different motifs: the best of the leading domain first, then, so that a
     misread description still leaves a chance, the best of other domains interleaved
-    once the leading domain's motifs score well below its best."""
-    ranked = rank_motifs(profile, seed)
+    once the leading domain's motifs score well below its best. Motifs without support
+    in the words (``Choice.supported``) come only after every supported one."""
+    ranked = rank_motifs(profile, seed, exclude)
     if not ranked or n <= 0:
         return []
     top = ranked[0].score
     strong = [c for c in ranked if c.score >= 0.5 * top]
     weak = [c for c in ranked if c.score < 0.5 * top]
-    return (strong + weak)[:n]
+    ordered = strong + weak
+    return ([c for c in ordered if c.supported] + [c for c in ordered if not c.supported])[:n]

@@ -126,6 +126,27 @@ def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+# ------------------------------------------------------------------------- verdict
+def verdict_section(run: RunView) -> str:
+    """The adequacy verdict, first thing on the page: whether the best candidate beats the
+    naive baselines (agent/verdict.py), and what to try when it does not."""
+    from agent.verdict import Verdict
+
+    verdict = Verdict.from_dict(run.tree.get("verdict") if isinstance(run.tree, dict) else None)
+    if verdict is None:
+        return ('<section id="verdict" class="verdict unknown"><h2>Verdict: not judged</h2>'
+                '<p class="prose">This run has no adequacy verdict (an older run, or the '
+                'search has not finished).</p></section>')
+    kind = {True: "adequate", False: "inadequate", None: "unknown"}[verdict.adequate]
+    rows = [[esc(name), fmt(value)] for name, value in verdict.baselines.items()]
+    rows.insert(0, [f"best candidate {esc(verdict.best or '-')}", fmt(verdict.best_error)])
+    advice = "".join(f"<li>{esc(a)}</li>" for a in verdict.advice)
+    return (f'<section id="verdict" class="verdict {kind}"><h2>Verdict: '
+            f'{esc(verdict.label)}</h2><p class="prose">{esc(verdict.message)}</p>'
+            f"{_table(['forecast on the validation window', 'pooled error'], rows, 'compact')}"
+            + (f"<p>Try:</p><ul>{advice}</ul>" if advice else "") + "</section>")
+
+
 # ---------------------------------------------------------------------------- task
 def _trajectory_counts(run: RunView) -> dict[str, int]:
     counts: dict[str, int] = {}
@@ -274,5 +295,6 @@ def sgnn_section(run: RunView) -> str:
 
 def run_sections(run: RunView, link: Link) -> str:
     """Task, tree and the run-level extras, in reading order."""
-    return task_section(run) + tree_section(run, link) + counterfactual_section(run) + \
+    return verdict_section(run) + task_section(run) + tree_section(run, link) + \
+        counterfactual_section(run) + \
         sgnn_section(run)
