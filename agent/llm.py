@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -218,6 +219,15 @@ def _training_summary(task: Task) -> str:
     if task.validate_until is not None:
         text += (f"\nvalidation window ({task.train_until:g}, {task.validate_until:g}] is held "
                  f"out for scoring")
+    for series in task.inputs:
+        changes = series.schedule()
+        steps = ", ".join(f"{v:.4g} from t={t:g}" if math.isfinite(t) else f"{v:.4g}"
+                          for t, v in list(zip(changes.times, changes.values,
+                                               strict=True))[:12])
+        text += (f"\nknown input {series.name!r} ({series.doc or 'set by the experimenter'};"
+                 f" {series.interpolation} between samples): {steps}. Declare it with "
+                 f"m.control({series.name!r}, default=...) and use it in the rates it drives; "
+                 f"never m.observe it")
     return text
 
 
