@@ -440,6 +440,11 @@ class SearchAgent:
                           tokens=proposer.usage.tokens, detail=detail, **counts)
         fit = best.fit_result
         detail["best"] = best.id
+        detail["best_proposer"] = best.candidate.proposer
+        detail["best_by_proposer"] = {}
+        for n in result.ranked:  # best first: the first of each proposer is its best
+            detail["best_by_proposer"].setdefault(
+                n.candidate.proposer or "?", [n.id, n.candidate.structure, n.validation_error])
         try:
             forecast = _observed(fit, task, ())
         except Exception as exc:  # the fitted model cannot be simulated on the task's grid
