@@ -182,3 +182,17 @@ def test_resume_does_not_redo_finished_nodes(sandbox, tmp_path):
                      sandbox=sandbox, resume=finished).run()
     assert chat.calls == 0
     assert resumed.best is not None and resumed.best.id == result.best.id
+
+
+def test_the_search_seed_seeds_every_fit(sandbox, tmp_path):
+    """SearchConfig.seed reaches the fitter: the multi-start draws (and so the start losses)
+    repeat for one seed and differ for another."""
+    losses = {}
+    for i, seed in enumerate((0, 0, 5)):
+        result, _, _ = run(decay_task(), [fenced(DECAY)], sandbox, tmp_path / f"run{i}",
+                           initial=1, max_nodes=1, expand=False, seed=seed)
+        (node,) = result.nodes
+        assert node.fit["config"]["seed"] == seed
+        losses.setdefault(seed, []).append(node.fit["start_losses"])
+    assert losses[0][0] == losses[0][1]
+    assert losses[5][0] != losses[0][0]
