@@ -11,9 +11,12 @@ JSON forms (a list of these, or ``{"interventions": [...]}``)::
     {"kind": "dose",     "state": "gut", "amount": 100, "times": [0, 12, 24]}
     {"kind": "transfer", "source": "S", "target": "R", "rate": 0.01, "start": 70}
     {"kind": "transfer", "source": "L", "target": null, "rate": 0.2, "start": 1920}
+    {"kind": "infusion", "target": "central", "rate": 150, "start": 20, "end": 22}
 
 ``set``/``scale`` act on a parameter or a control; ``transfer`` moves ``rate`` x source
-per unit time from one state to another (for example vaccination).
+per unit time from one state to another (for example vaccination); ``infusion`` adds a
+constant ``rate`` (amount per unit time) to a state during its window, the continuous
+counterpart of a dose.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from mechanistic.model import Model
 __all__ = [
     "ControlSchedule",
     "Dose",
+    "Infusion",
     "Intervention",
     "Scale",
     "SetValue",
@@ -158,18 +162,38 @@ class Transfer(Intervention):
         _window(self.kind, self.start, self.end)
 
 
+@dataclass(frozen=True)
+class Infusion(Intervention):
+    """Add ``rate`` (amount per unit time) to the state ``target`` during the window: a
+    constant-rate input such as an intravenous drip, which a train of boluses only
+    approximates (and a negative rate would be a removal: that is a ``transfer``)."""
+
+    target: str
+    rate: float
+    start: float = 0.0
+    end: float = math.inf
+    kind: ClassVar[str] = "infusion"
+
+    def __post_init__(self) -> None:
+        if _num(self.rate, "infusion intervention 'rate'") < 0:
+            raise ModelError("infusion intervention 'rate' must be >= 0 (amount per time); "
+                             "use a transfer to remove")
+        _window(self.kind, self.start, self.end)
+
+
 _KINDS: dict[str, type[Intervention]] = {
-    c.kind: c for c in (SetValue, Scale, Dose, Transfer)
+    c.kind: c for c in (SetValue, Scale, Dose, Transfer, Infusion)
 }
 _REQUIRED: dict[str, set[str]] = {
     "set": {"target", "value"},
     "scale": {"target", "factor"},
     "dose": {"state", "amount", "times"},
     "transfer": {"source", "target", "rate"},
+    "infusion": {"target", "rate"},
 }
 _OPTIONAL: dict[str, set[str]] = {
     "set": {"start", "end"}, "scale": {"start", "end"}, "dose": set(),
-    "transfer": {"start", "end"},
+    "transfer": {"start", "end"}, "infusion": {"start", "end"},
 }
 
 
@@ -238,6 +262,10 @@ def validate_interventions(model: Model, items: Sequence[Intervention]) -> None:
         elif isinstance(item, Dose):
             if item.state not in model.states_:
                 raise ModelError(f"{where}: {item.state!r} is not a state; states: "
+                                 f"{model.state_names}")
+        elif isinstance(item, Infusion):
+            if item.target not in model.states_:
+                raise ModelError(f"{where}: {item.target!r} is not a state; states: "
                                  f"{model.state_names}")
         elif isinstance(item, Transfer):
             named = [item.source] if item.target is None else [item.source, item.target]

@@ -30,6 +30,7 @@ from mechanistic.errors import ModelError
 from mechanistic.interventions import (
     ControlSchedule,
     Dose,
+    Infusion,
     Intervention,
     Scale,
     SetValue,
@@ -140,6 +141,7 @@ class _Interval:
     overrides: tuple[Intervention, ...]
     controls: dict[str, float]
     transfer: tuple[Transfer, ...]
+    infusion: tuple[Infusion, ...] = ()
 
 
 class CompiledModel:
@@ -234,67 +236,79 @@ class CompiledModel:
             overrides = tuple(i for i in items if isinstance(i, SetValue | Scale)
                               and i.target in self.model.params_ and i.active(mid))
             transfer = tuple(i for i in items if isinstance(i, Transfer) and i.active(mid))
-            out.append(_Interval(a, b, overrides, ctrl, transfer))
+            infusion = tuple(i for i in items if isinstance(i, Infusion) and i.active(mid))
+            out.append(_Interval(a, b, overrides, ctrl, transfer, infusion))
         return out
 
     def _interval_env(
         self, params: Mapping[str, torch.Tensor], interval: _Interval, as_tensors: bool
-    ) -> tuple[dict[str, Any], torch.Tensor | None]:
-        """Parameter and control values for one interval, and its transfer matrix."""
+    ) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
+        """Parameter and control values for one interval, its transfer matrix and its
+        inflow column (infusion rates per state, [S, 1])."""
         env: dict[str, Any] = dict(params)
         for item in interval.overrides:
             env[item.target] = item.apply(env[item.target])  # type: ignore[attr-defined]
         for name, value in interval.controls.items():
             # A compiled step takes controls as 0-d tensors so new values do not recompile.
             env[name] = torch.tensor(value, dtype=self.dtype) if as_tensors else value
-        if not interval.transfer:
-            return env, None
         index = {n: i for i, n in enumerate(self.state_names)}
+        inflow = None
+        if interval.infusion:
+            inflow = torch.zeros(len(index), 1, dtype=self.dtype)
+            for drip in interval.infusion:
+                inflow[index[drip.target], 0] += drip.rate
+        if not interval.transfer:
+            return env, None, inflow
         transfer = torch.zeros(len(index), len(index), dtype=self.dtype)
         for item in interval.transfer:
             transfer[index[item.source], index[item.source]] -= item.rate
             if item.target is not None:
                 transfer[index[item.source], index[item.target]] += item.rate
-        return env, transfer.T.contiguous()
+        return env, transfer.T.contiguous(), inflow
 
     def rhs(self, t: Any, y: torch.Tensor, env: Mapping[str, Any],
-            transfer: torch.Tensor | None = None) -> torch.Tensor:
+            transfer: torch.Tensor | None = None,
+            inflow: torch.Tensor | None = None) -> torch.Tensor:
         """dy/dt for states ``y`` laid out [S, B] (each state's row contiguous)."""
         local = dict(env)
         local["t"] = t
         for i, name in enumerate(self.state_names):
             local[name] = y[i]
         dy = _stack(self._rhs(local), y.shape[1], y, dim=0)
-        return dy if transfer is None else dy + transfer @ y
+        if transfer is not None:
+            dy = dy + transfer @ y
+        return dy if inflow is None else dy + inflow
 
     def _rk4_step(self, t: Any, y: torch.Tensor, h: Any, env: Mapping[str, Any],
-                  transfer: torch.Tensor | None) -> torch.Tensor:
-        k1 = self.rhs(t, y, env, transfer)
-        k2 = self.rhs(t + h / 2, y + (h / 2) * k1, env, transfer)
-        k3 = self.rhs(t + h / 2, y + (h / 2) * k2, env, transfer)
-        k4 = self.rhs(t + h, y + h * k3, env, transfer)
+                  transfer: torch.Tensor | None,
+                  inflow: torch.Tensor | None = None) -> torch.Tensor:
+        k1 = self.rhs(t, y, env, transfer, inflow)
+        k2 = self.rhs(t + h / 2, y + (h / 2) * k1, env, transfer, inflow)
+        k3 = self.rhs(t + h / 2, y + (h / 2) * k2, env, transfer, inflow)
+        k4 = self.rhs(t + h, y + h * k3, env, transfer, inflow)
         return y + (h / 6) * (k1 + 2 * (k2 + k3) + k4)
 
     def _rk4_steps(self, t0: Any, y: torch.Tensor, h: Any, n: int, env: Mapping[str, Any],
-                   transfer: torch.Tensor | None) -> torch.Tensor:
+                   transfer: torch.Tensor | None,
+                   inflow: torch.Tensor | None = None) -> torch.Tensor:
         for i in range(n):
-            y = self._rk4_step(t0 + i * h, y, h, env, transfer)
+            y = self._rk4_step(t0 + i * h, y, h, env, transfer, inflow)
         return y
 
     def _rk4_interval(self, y: torch.Tensor, a: float, b: float, dt: float,
                       env: Mapping[str, Any], transfer: torch.Tensor | None,
-                      compiled: bool) -> torch.Tensor:
+                      compiled: bool, inflow: torch.Tensor | None = None) -> torch.Tensor:
         """Equal RK4 steps of at most ``dt`` from ``a`` to exactly ``b``."""
         n = max(1, math.ceil((b - a) / dt - 1e-9))
         h = (b - a) / n
         if not compiled:
-            return self._rk4_steps(a, y, h, n, env, transfer)
+            return self._rk4_steps(a, y, h, n, env, transfer, inflow)
         if self._compiled is None:
             # All steps of an interval fused into one kernel; t and h are tensors so that
             # new values do not trigger a recompile (n does: intervals are usually alike).
             self._compiled = torch.compile(self._rk4_steps, dynamic=False)
         return self._compiled(torch.tensor(a, dtype=y.dtype), y,
-                              torch.tensor(h, dtype=y.dtype), n, env, transfer)
+                              torch.tensor(h, dtype=y.dtype), n, env, transfer, inflow)
 
     # ------------------------------------------------------------------ simulate
     def simulate(
@@ -417,14 +431,16 @@ class CompiledModel:
         y = at_event(start, y)
         for interval in intervals:
             if isinstance(solver, RK4):
-                env, transfer = self._interval_env(params, interval, as_tensors=compiled)
+                env, transfer, inflow = self._interval_env(params, interval,
+                                                           as_tensors=compiled)
                 y = self._rk4_interval(y, interval.start, interval.end, solver.dt, env,
-                                       transfer, compiled)
+                                       transfer, compiled, inflow)
             else:
-                env, transfer = self._interval_env(params, interval, as_tensors=False)
+                env, transfer, inflow = self._interval_env(params, interval, as_tensors=False)
 
-                def f(t: float, y: torch.Tensor, env: Any = env, tr: Any = transfer) -> Any:
-                    return self.rhs(t, y, env, tr)
+                def f(t: float, y: torch.Tensor, env: Any = env, tr: Any = transfer,
+                      inf: Any = inflow) -> Any:
+                    return self.rhs(t, y, env, tr, inf)
 
                 y, exhausted = _dopri5_interval(f, y, interval.start, interval.end, solver,
                                                 state_box, status == Status.OK)
