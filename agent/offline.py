@@ -47,6 +47,7 @@ class OfflineProposer:
     library: LibraryProposer = field(init=False)
     discovery: Any = field(init=False)
     notes: list[str] = field(default_factory=list)
+    last_summary: str = ""           # what the last what-if question was understood as
 
     def __post_init__(self) -> None:
         from agent.discovery import DiscoveryProposer
@@ -79,4 +80,8 @@ class OfflineProposer:
 
     def intervention(self, task: Task, candidate: Candidate, model_json: str,
                      question: str) -> list[Intervention]:
-        return self._part(candidate).intervention(task, candidate, model_json, question)
+        part = self._part(candidate)
+        self.last_summary = ""
+        items = part.intervention(task, candidate, model_json, question)
+        self.last_summary = str(getattr(part, "last_summary", ""))
+        return items

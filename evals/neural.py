@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from evals.agents import AgentOutcome, Budget, failed
-from mechanistic.interventions import Dose, Intervention, Scale, SetValue, Transfer
+from mechanistic.interventions import Dose, Infusion, Intervention, Scale, SetValue, Transfer
 from sandbox.spec import Sandbox
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ def _key(item: Intervention) -> str:
         return f"{item.kind}:{item.target}"
     if isinstance(item, Transfer):
         return f"transfer:{item.source}->{item.target}"
-    return f"{item.kind}:?"  # pragma: no cover - the four kinds above are all there are
+    if isinstance(item, Infusion):
+        return f"infusion:{item.target}"
+    return f"{item.kind}:?"  # pragma: no cover - the kinds above are all there are
 
 
 def _add(channels: dict[str, np.ndarray], item: Intervention, times: np.ndarray,
@@ -292,6 +294,8 @@ class NeuralAgent:
         scale = np.array([_scale(y[:n_train, i]) for i in range(len(cols))])
         z = np.arcsinh(y / scale)
         channels = input_channels(task.conditions, times)
+        for item in task.inputs:  # a known input is a channel of its own, set per time
+            channels[f"set:{item.name}"] = np.asarray(item.values, dtype=float).copy()
         norms = {k: (float(np.max(np.abs(v))) or 1.0) for k, v in channels.items()}
         names = sorted(channels)
 

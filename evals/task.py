@@ -27,6 +27,7 @@ from mechanistic.data import ObservedData, load_csv
 from mechanistic.errors import DataError, ModelError
 from mechanistic.interventions import (
     Dose,
+    Infusion,
     Intervention,
     Scale,
     SetValue,
@@ -409,7 +410,8 @@ def _check_intervention(item: Any, model: Model | None, path: str) -> None:
         validate_interventions(model, [item])
     except ModelError as exc:
         reason = str(exc).split(": ", 1)[-1]
-        sub = {SetValue: "target", Scale: "target", Dose: "state"}.get(type(item), "")
+        sub = {SetValue: "target", Scale: "target", Dose: "state",
+               Infusion: "target"}.get(type(item), "")
         if isinstance(item, Transfer):
             sub = "source" if item.source not in model.states_ else "target"
         raise _Invalid(f"{path}.{sub}" if sub else path, reason) from None
@@ -588,6 +590,8 @@ _INTERVENTION_FIELDS: dict[str, dict[str, str]] = {
     "dose": {"state": "name", "amount": "number", "times": "numbers"},
     "transfer": {"source": "name", "target": "name|null", "rate": "number",
                  "start": "number?", "end": "number|null?"},
+    "infusion": {"target": "name", "rate": "number", "start": "number?",
+                 "end": "number|null?"},
 }
 
 

@@ -339,6 +339,9 @@ def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
         answer.frame().to_csv(out, index=False)
     console = console_factory()
     _warn_verdict(run, console)
+    understood = getattr(proposer, "last_summary", "") if proposer is not None else ""
+    if understood:
+        console.print(f"understood: {understood}", markup=False)
     console.print(f"interventions: {[i.to_dict() for i in answer.interventions]}", markup=False)
     for name in fitted.model.observable_names:
         key = name if name not in fitted.model.states_ else f"{name}_obs"

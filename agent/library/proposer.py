@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from agent.core import Candidate, Critique, Feedback, Task, Usage
-from agent.library.counterfactual import infer_roles, translate
+from agent.library.counterfactual import infer_roles, translate_question
 from agent.library.profile import DataProfile
 from agent.library.refine import refinements
 from agent.library.repair import repair_spec
@@ -42,6 +42,7 @@ class LibraryProposer:
     exclude: tuple[str, ...] = ()    # motif names left out (leave-one-motif-out)
     name: str = "library"
     usage: Usage = field(default_factory=Usage)
+    last_summary: str = ""           # what the last what-if question was understood as
 
     def propose(self, task: Task, n: int) -> list[Candidate]:
         """Supported motifs; a motif of a domain the words do not support only when no
@@ -96,7 +97,27 @@ class LibraryProposer:
             roles = infer_roles(model.state_names, model.param_names, model.control_names)
         unit = model.time_unit if model is not None else (spec.time_unit if spec else
                                                             task.time_unit)
-        items = translate(question, roles, unit)
+        controls = set(model.control_names) if model is not None else set()
+        inputs = {i.name: i.doc for i in task.inputs if i.name in controls}
+        unused = [i.name for i in task.inputs if i.name not in controls]
+        try:
+            answer = translate_question(question, roles, unit, inputs=inputs,
+                                        horizon=float(task.data.t[-1]))
+        except ValueError as exc:
+            named = [n for n in unused if n.lower().replace("_", " ") in question.lower()]
+            if named:
+                raise ValueError(f"{question!r} changes the known input(s) {named}, which "
+                                 f"this candidate ({candidate.structure}) does not use: it "
+                                 f"assumes they have no effect") from None
+            raise exc from None
+        if answer["replaces_regimen"]:
+            raise ValueError(
+                f"{question!r} replaces the study's dosing regimen, but this candidate "
+                f"({candidate.structure}) has that regimen built into its equations, so it "
+                f"cannot be swapped for another; give the new regimen as an intervention "
+                f"file (--intervention) on a candidate without built-in doses")
+        items = list(answer["interventions"])
+        self.last_summary = str(answer["summary"])
         if model is not None:
             try:
                 validate_interventions(model, items)

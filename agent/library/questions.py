@@ -84,7 +84,9 @@ def convert_time(value: float, unit: str | None, model_unit: str | None) -> floa
     """A time (or duration) given in ``unit`` expressed in the model's time unit; left
     as it is when either unit is unknown (the question is then read in model units)."""
     a, b = days_per(unit) if unit else None, days_per(model_unit) if model_unit else None
-    return value if a is None or b is None else value * a / b
+    if a is None or b is None or a == b:  # same unit: exact, no round trip through days
+        return value
+    return value * a / b
 
 
 def per_model_unit(rate: float, given: str | None, model_unit: str | None) -> float:
