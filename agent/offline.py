@@ -50,7 +50,7 @@ class OfflineProposer:
     last_summary: str = ""           # what the last what-if question was understood as
 
     def __post_init__(self) -> None:
-        from agent.discovery import DiscoveryProposer
+        from agent.discovery.proposer import DiscoveryProposer
 
         if not 0.0 <= self.discovery_share <= 1.0:
             raise ValueError(f"discovery_share must lie in [0, 1], got {self.discovery_share}")

@@ -41,7 +41,7 @@ def _library(settings: ProposerSettings) -> Proposer:
 
 
 def _discovery(settings: ProposerSettings) -> Proposer:
-    from agent.discovery import DiscoveryProposer
+    from agent.discovery.proposer import DiscoveryProposer
 
     return DiscoveryProposer(seed=settings.seed)
 
