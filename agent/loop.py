@@ -40,6 +40,8 @@ class SearchConfig:
     refinements: int = 2             # children asked for per expansion
     max_expansions_per_structure: int = 2  # diversity: no family hogs the search
     expand: bool = True              # False: no reflect/refine (zero-shot, repair-only baselines)
+    distill: bool = False            # symbolic distillation as a refinement of any proposer's
+                                     # candidates (agent/distill): hybrid, then closed form
     max_llm_calls: int | None = None
     max_tokens: int | None = None
     max_seconds: float | None = None
@@ -52,8 +54,10 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SearchConfig.{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.expand, bool):
-            raise ValueError(f"SearchConfig.expand must be True or False, got {self.expand!r}")
+        for name in ("expand", "distill"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"SearchConfig.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
         if not isinstance(self.max_repairs, int) or self.max_repairs < 0:
             raise ValueError(f"SearchConfig.max_repairs must be >= 0, got {self.max_repairs!r}")
         for name in ("max_llm_calls", "max_tokens", "max_seconds"):
@@ -66,7 +70,8 @@ class SearchConfig:
             "initial": self.initial, "max_nodes": self.max_nodes,
             "max_repairs": self.max_repairs, "refinements": self.refinements,
             "max_expansions_per_structure": self.max_expansions_per_structure,
-            "expand": self.expand, "max_llm_calls": self.max_llm_calls,
+            "expand": self.expand, "distill": self.distill,
+            "max_llm_calls": self.max_llm_calls,
             "max_tokens": self.max_tokens,
             "max_seconds": self.max_seconds, "seed": self.seed, "fit": self.fit.to_dict(),
         }
@@ -126,6 +131,11 @@ class Search:
         self.started = time.monotonic()
         # The search's seed seeds every fit (multi-start draws, fresh networks).
         self._fit_config = replace(config.fit, seed=config.seed)
+        self.distiller = None
+        if config.distill:
+            from agent.distill.distiller import Distiller
+
+            self.distiller = Distiller()
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> SearchResult:
@@ -144,6 +154,7 @@ class Search:
                 self._event("reflect", node=node.id, critique=critique.message)
                 children = self._ask(lambda n=node, c=critique: self.proposer.refine(
                     self.task, n.candidate, c, self.config.refinements))
+                children += self._distilled(node, self.config.refinements)
                 for child in children:
                     self._add(with_origin(child, "refine", node.id), depth=node.depth + 1)
                 node.expanded = True
@@ -157,9 +168,12 @@ class Search:
         return result
 
     def _add(self, candidate: Candidate, depth: int) -> None:
-        """Evaluate a candidate; while it fails, ask for repairs (bounded)."""
+        """Evaluate a candidate; while it fails, ask for repairs (bounded). A fitted hybrid
+        made by distillation is distilled at once: its closed-form child is the point."""
         node = self._evaluate(candidate, depth, repairs=0)
         while node is not None and not node.ok and node.repairs < self.config.max_repairs:
+            if node.candidate.proposer == "distill":
+                return  # a hybrid or distilled child that fails is a result, not a repair job
             fixed = self._ask(lambda n=node: self.proposer.repair(
                 self.task, n.candidate, feedback_for(n)))
             if fixed is None:
@@ -167,6 +181,24 @@ class Search:
                 return
             node = self._evaluate(with_origin(fixed, "repair", node.id), depth,
                                   repairs=node.repairs + 1)
+        if node is not None and node.ok and node.candidate.proposer == "distill" and \
+                node.model is not None and node.model.neural_:
+            for child in self._distilled(node, 1):
+                self._add(with_origin(child, "refine", node.id), depth + 1)
+
+    def _distilled(self, node: Node, n: int) -> list[Candidate]:
+        """Distillation's children of ``node`` (none when it is off or has nothing)."""
+        if self.distiller is None:
+            return []
+        self._check_budget(evaluating=True)
+        try:
+            children = self.distiller.refine(self.task, node, n)
+        except Exception as exc:  # distillation is an optional refinement: note, go on
+            self._event("distill_failed", node=node.id, error=f"{type(exc).__name__}: {exc}")
+            return []
+        for child in children:
+            self._event("distill", node=node.id, child=child.id, structure=child.structure)
+        return children
 
     # ----------------------------------------------------------------- helpers
     def _pick(self) -> Node | None:
@@ -193,8 +225,12 @@ class Search:
         self._check_budget(evaluating=True)
         self._event("evaluate", node=candidate.id, structure=candidate.structure,
                     origin=candidate.origin, parent=candidate.parent)
+        fit_config = self._fit_config
+        if self.config.max_seconds is not None:  # the time budget holds inside a fit too
+            left = self.config.max_seconds - (time.monotonic() - self.started)
+            fit_config = replace(fit_config, max_seconds=max(5.0, left))
         node = evaluate_candidate(self.task, candidate, sandbox=self.sandbox,
-                                  fit_config=self._fit_config, log=self.log, depth=depth,
+                                  fit_config=fit_config, log=self.log, depth=depth,
                                   repairs=repairs)
         self.evaluated += 1
         self.nodes[node.id] = node

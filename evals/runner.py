@@ -193,7 +193,15 @@ def _outcome_dict(outcome: Any) -> dict[str, Any]:
             "valid_nodes": outcome.valid_nodes, "repairs": outcome.repairs,
             "llm_calls": outcome.llm_calls, "tokens": outcome.tokens,
             "wall_s": outcome.wall_s, "interventions": list(outcome.interventions),
-            "params": dict(outcome.params)}
+            "params": dict(outcome.params), "detail": _summary_detail(outcome.detail)}
+
+
+def _summary_detail(detail: Any) -> dict[str, Any]:
+    """The agent's small notes (stop reason, ranking, verdict, best proposer) for reports;
+    large or agent-specific entries stay out of the result files."""
+    keep = ("stop_reason", "ranked", "verdict", "best", "best_proposer", "best_by_proposer",
+            "cf_problems", "validation_error")
+    return {k: v for k, v in (detail or {}).items() if k in keep}
 
 
 def run_job(job: Job) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class FitConfig:
     neural_lr: float = 0.01
     neural_weight_decay: float = 1e-4
     neural_lbfgs_steps: int = 0
+    # Wall-clock limit of one fit: the optimisers stop where they are (best point so far)
+    # once it passes, so a search's time budget holds inside a slow fit too.
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("starts", "polish_starts", "patience"):
@@ -109,6 +112,14 @@ class FitConfig:
                              f"got {self.solver!r}")
         if self.t0 is not None and not math.isfinite(self.t0):
             raise ValueError("FitConfig.t0 must be finite or None")
+        if self.max_seconds is not None and not (
+                isinstance(self.max_seconds, int | float) and self.max_seconds > 0):
+            raise ValueError(f"FitConfig.max_seconds must be positive or None, "
+                             f"got {self.max_seconds!r}")
+
+    def deadline(self, started: float) -> float:
+        """The ``time.perf_counter()`` value past which the fit stops optimising."""
+        return math.inf if self.max_seconds is None else started + float(self.max_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -354,7 +365,8 @@ def _sample_starts(transforms: list[ParameterTransform], priors: list[Prior], n:
 
 # ----------------------------------------------------------------------- optimisers
 def _adam_multistart(objective: _Objective, u0: np.ndarray, config: FitConfig,
-                     resample: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+                     resample: Callable[[int], np.ndarray], deadline: float = math.inf
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
     """Adam on the sum of independent per-start losses; returns each start's best point,
     its loss, and the number of resets."""
     u = nn.Parameter(torch.as_tensor(u0, dtype=_DTYPE).clone())
@@ -366,6 +378,8 @@ def _adam_multistart(objective: _Objective, u0: np.ndarray, config: FitConfig,
     history: list[float] = []
     total_resets = 0
     for _step in range(config.adam_steps):
+        if time.perf_counter() > deadline and torch.isfinite(best).any():
+            break
         opt.zero_grad()
         loss = objective(u)
         finite = torch.isfinite(loss.detach())
@@ -494,7 +508,7 @@ def _neural_scales(model: Model, compiled: CompiledModel, params: dict[str, torc
 
 
 def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
-                 config: FitConfig) -> tuple[np.ndarray, float]:
+                 config: FitConfig, deadline: float = math.inf) -> tuple[np.ndarray, float]:
     """Phase 2: mechanistic parameters and networks together from the skeleton fit."""
     u = nn.Parameter(torch.as_tensor(u0, dtype=_DTYPE).clone())
     weights = [p for p in networks.parameters() if p.requires_grad]
@@ -517,6 +531,8 @@ def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
     best_loss, best_state = math.inf, snapshot()
     history: list[float] = []
     for step in range(config.neural_steps):
+        if time.perf_counter() > deadline:
+            break
         for group in opt.param_groups:
             group["lr"] = config.neural_lr * shrink * min(1.0, (step + 1) / warmup)
         opt.zero_grad()
@@ -547,7 +563,7 @@ def _train_joint(objective: _Objective, u0: np.ndarray, networks: nn.ModuleDict,
     with torch.no_grad():
         u.copy_(u_best)
     networks.load_state_dict(net_best)
-    if config.neural_lbfgs_steps:
+    if config.neural_lbfgs_steps and time.perf_counter() <= deadline:
         _lbfgs(lambda: objective(u).sum() + penalty(), [u, *weights], config.neural_lbfgs_steps)
         with torch.no_grad():
             after = float(objective(u).sum() + penalty())
@@ -621,15 +637,17 @@ def fit_model(
     try:
         u0 = _sample_starts(transforms, priors, config.starts, rng)
         if transforms and config.adam_steps:
-            starts_u, start_losses, resets = _adam_multistart(phase1, u0, config, resample)
+            starts_u, start_losses, resets = _adam_multistart(phase1, u0, config, resample,
+                                                              config.deadline(started))
         else:
             with torch.no_grad():
                 start_losses = phase1(torch.as_tensor(u0, dtype=_DTYPE)).numpy()
             starts_u, resets = u0, 0
         start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
         top = np.argsort(start_losses)[:min(config.polish_starts, config.starts)]
+        late = time.perf_counter() > config.deadline(started)
         polished_u, polished = _polish(phase1, starts_u[top], start_losses[top],
-                                       config.lbfgs_steps)
+                                       0 if late else config.lbfgs_steps)
     finally:
         for p in trainable:
             p.requires_grad_(True)
@@ -657,7 +675,8 @@ def fit_model(
                 table = compiled.param_table(objective.params(u_t) or {}, batch=1)
             for name, (ins, out) in _neural_scales(model, compiled, table, sim).items():
                 networks[name].set_scales(ins, out)  # type: ignore[operator]
-        u_best, joint = _train_joint(objective, u_best, networks, config)
+        u_best, joint = _train_joint(objective, u_best, networks, config,
+                                     config.deadline(started))
         message += f"; networks trained jointly from the best skeleton fit (loss {joint:.6g})"
 
     # Final evaluation on train and validation.
@@ -688,6 +707,9 @@ def fit_model(
         nrmse = [v["nrmse"] for v in valid_res.values()]
         valid_err = float(np.mean(nrmse)) if nrmse else None
     converged = bool(np.isfinite(ll) and agreeing >= min(2, config.starts))
+    if time.perf_counter() > config.deadline(started):
+        message += f"; stopped at the fit's time limit ({config.max_seconds:g} s)"
+        converged = False
     return FitResult(
         model_name=model.name,
         params=table,
