@@ -85,10 +85,14 @@ class Candidate:
     note: str = ""
     roles: Mapping[str, str] = field(default_factory=dict)
     proposer: str = ""
+    # What a refinement found, as JSON-ready data for the review (a distilled child holds
+    # the learned and the distilled rate on a grid, see agent/distill); empty for most.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["roles"] = dict(self.roles)
+        out["details"] = dict(self.details)
         return out
 
 

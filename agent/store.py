@@ -84,9 +84,11 @@ class RunStore:
             # A plain state dict of tensors, read back with weights_only=True.
             torch.save({k: v.detach().cpu() for k, v in node.fit_result.neural_state.items()},
                        folder / "neural.pt")
+        if node.candidate.details:  # e.g. a distilled rate: learned vs closed form
+            write_atomic(folder / "distill.json", _dump(dict(node.candidate.details)))
         write_atomic(folder / "node.json", _dump({
             **node.to_dict(), "candidate": {k: v for k, v in node.candidate.to_dict().items()
-                                            if k != "source"},
+                                            if k not in ("source", "details")},
             "checks": node.checks,
         }))
 
