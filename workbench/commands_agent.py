@@ -223,7 +223,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         task = Task(text, data, train_until, validate_until, inputs=inputs)
         nodes = []
     config = SearchConfig(initial=initial, max_nodes=max_nodes, max_llm_calls=max_llm_calls,
-                          max_tokens=max_tokens, max_seconds=max_seconds, seed=seed)
+                          max_tokens=max_tokens, max_seconds=max_seconds, seed=seed,
+                          distill=True)
     meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed,
             "search": config.to_dict()}
     if not resume:

@@ -196,3 +196,31 @@ def test_the_search_seed_seeds_every_fit(sandbox, tmp_path):
         losses.setdefault(seed, []).append(node.fit["start_losses"])
     assert losses[0][0] == losses[0][1]
     assert losses[5][0] != losses[0][0]
+
+
+def test_distillation_children_join_the_search(sandbox, tmp_path):
+    """With distill on, the loop asks the distiller for children of an expanded node and
+    evaluates them like any candidate (a stub distiller stands in for the slow hybrid fit)."""
+    from agent.core import Candidate
+
+    asked = []
+
+    class StubDistiller:
+        def refine(self, task, node, n):
+            asked.append(node.id)
+            if node.candidate.proposer == "distill":
+                return []
+            return [Candidate(id="dst-logistic", source=LOGISTIC, structure="distilled",
+                              origin="refine", parent=node.id, proposer="distill")]
+
+    chat = ScriptedChatModel([fenced(EXPONENTIAL)] + ["no refinement today"] * 4)
+    proposer = LLMProposer(chat, max_followups=0)
+    search = Search(logistic_task(), proposer,
+                    SearchConfig(fit=FAST_FIT, initial=1, max_nodes=3, distill=True),
+                    sandbox=sandbox)
+    search.distiller = StubDistiller()
+    result = search.run()
+    ids = {n.id: n for n in result.nodes}
+    assert "dst-logistic" in ids and ids["dst-logistic"].ok
+    assert ids["dst-logistic"].candidate.parent in asked
+    assert result.best.id == "dst-logistic"  # the truth's structure wins
