@@ -38,7 +38,7 @@ def test_list_json_names_tasks_and_agents() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--agents", "oracle,nosuch"], "unknown agent(s) nosuch; agents: library"),
+    (["--agents", "oracle,nosuch"], "unknown agent(s) nosuch; agents: offline"),
     (["--agents", "oracle", "--tasks", "no-such-*"], "no task matches 'no-such-*'; tasks: "),
     (["--agents", "llm"], "--agents llm needs --llm-model"),
     (["--agents", "oracle", "--address", "10.0.0.1:6379"], "--address is for --executor ray"),

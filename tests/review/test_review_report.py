@@ -98,3 +98,25 @@ def test_review_command_reports_bad_input_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a run folder" in result.output
     result = CliRunner().invoke(app, ["review"])
     assert result.exit_code == 2 and "run folder" in result.output
+
+
+def test_a_distilled_candidate_shows_its_learned_and_distilled_rate(run_copy: Path,
+                                                                    tmp_path: Path) -> None:
+    """distill.json (written by the store for a distilled child) becomes a section with
+    the neural parent's link and both curves; a malformed one is named, not a crash."""
+    tree = json.loads((run_copy / "tree.json").read_text())
+    child, parent = tree["nodes"][0]["id"], tree["nodes"][-1]["id"]
+    folder = run_copy / "candidates" / child
+    c = [0.5 * i for i in range(20)]
+    (folder / "distill.json").write_text(json.dumps({
+        "distilled_from": parent, "rate": "loss", "expression": "2*C/(C + 3)",
+        "r2": 0.99, "grid": {"C": c}, "learned": [2 * x / (x + 3) + 0.01 for x in c],
+        "distilled": [2 * x / (x + 3) for x in c]}))
+    page = _report(run_copy, tmp_path)
+    section = page[page.index(f'id="{child}"') if f'id="{child}"' in page else 0:]
+    assert "<h3>Distillation</h3>" in section
+    assert "2*C/(C + 3)" in section and "loss against C" in section
+    assert f">{parent}</a>" in section and "<svg" in section
+    (folder / "distill.json").write_text(json.dumps({"learned": ["x"], "distilled": {}}))
+    page = _report(run_copy, tmp_path)
+    assert "no learned curve recorded" in page

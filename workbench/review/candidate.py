@@ -5,6 +5,8 @@ changed. Shared by the report (one section per candidate) and the app (one page)
 from __future__ import annotations
 
 import difflib
+import json
+import math
 from typing import Any
 
 from workbench.review.render import Link, _dl, _table, badge, error_block, esc, fmt, image_tag
@@ -122,6 +124,61 @@ def _checks(checks: list[dict[str, Any]]) -> str:
     return _table(["", "check", "message"], rows, "checks")
 
 
+def _numbers(value: Any, limit: int = 500) -> list[float] | None:
+    """A list of at most ``limit`` numbers (None stands for a gap), else None."""
+    if not isinstance(value, list) or not 0 < len(value) <= limit:
+        return None
+    out = []
+    for v in value:
+        if v is None:
+            out.append(math.nan)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            return None
+    return out
+
+
+def _distillation(cand: CandidateView, link: Link) -> str:
+    """A distilled candidate: its neural parent, the rate the network learned along the
+    fitted trajectory against the closed form that replaced it (``distill.json``, read as
+    untrusted data: numbers only, bounded lengths, no symlink)."""
+    path = cand.folder / "distill.json"
+    if path.is_symlink() or not path.is_file():
+        return ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")[:2_000_000])
+    except (OSError, ValueError):
+        return '<p class="muted">distill.json is unreadable</p>'
+    if not isinstance(data, dict):
+        return '<p class="muted">distill.json is not an object</p>'
+    learned, distilled = _numbers(data.get("learned")), _numbers(data.get("distilled"))
+    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+    axes = {str(k): v for k, v in grid.items() if _numbers(v) is not None}
+    parent = data.get("distilled_from")
+    head = "<h3>Distillation</h3>"
+    if isinstance(parent, str) and parent:
+        head += (f'<p>distilled from the hybrid <a href="{esc(link(parent))}">{esc(parent)}'
+                 f"</a>: {esc(data.get('expression', ''))} (R<sup>2</sup> "
+                 f"{fmt(data.get('r2'))} against the learned rate)</p>")
+    if learned is None or distilled is None or len(learned) != len(distilled):
+        return head + '<p class="muted">no learned curve recorded</p>'
+    from workbench.review.svgplot import line_plot_svg
+
+    name, x = "point", list(range(len(learned)))
+    if len(axes) == 1:
+        name, values = next(iter(axes.items()))
+        xs = _numbers(values)
+        if xs is not None and len(xs) == len(learned):
+            order = sorted(range(len(xs)), key=lambda i: xs[i])
+            x = [xs[i] for i in order]
+            learned = [learned[i] for i in order]
+            distilled = [distilled[i] for i in order]
+    plot = line_plot_svg(f"{data.get('rate', 'rate')} against {name}", x,
+                         {"learned (network)": learned, "distilled": distilled})
+    return head + f'<div class="plots">{plot}</div>'
+
+
 def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
                       heading: str = "h2") -> str:
     """Everything about one candidate, in the order a reviewer asks: what is it, is it
@@ -156,6 +213,7 @@ def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
     parts.append(f"<h3>Checks</h3>{_checks(cand.checks)}")
     if cand.fit:
         parts.append(f"<h3>Fit</h3>{_fit_summary(cand.fit)}")
+    parts.append(_distillation(cand, link))
     if cand.images:
         parts.append('<div class="plots">' + "".join(
             image_tag(p, f"{cand.structure}: {p.stem}") for p in cand.images) + "</div>")
