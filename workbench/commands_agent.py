@@ -267,6 +267,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                          f"{out}/trajectory.jsonl for what failed")
     out_console.print(f"best: {best.candidate.structure} ({best.id}); run folder {out}",
                       markup=False)
+    for note in dict.fromkeys(getattr(proposer, "notes", []) or []):
+        out_console.print(f"note: {note}", markup=False)
     if result.verdict is not None:
         out_console.print(result.verdict.line(), markup=False)
 
