@@ -19,7 +19,8 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = ["INTERPOLATIONS", "InputSeries", "detect_inputs", "inputs_from_meta",
            "parse_inputs_option", "split_inputs"]
 
 INTERPOLATIONS = ("previous", "linear")
+MAX_INPUTS = 64
 LINEAR_SUBSTEPS = 4
 
 # Words near a column's name in a description that mark it as set by the experimenter.
@@ -50,7 +52,6 @@ class InputSeries:
     values: np.ndarray
     interpolation: str = "previous"
     doc: str = ""
-    _schedule: ControlSchedule | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         t = np.asarray(self.times, dtype=float).copy()
@@ -72,7 +73,6 @@ class InputSeries:
         v.setflags(write=False)
         object.__setattr__(self, "times", t)
         object.__setattr__(self, "values", v)
-        object.__setattr__(self, "_schedule", self._build_schedule())
 
     def value_at(self, t: float | np.ndarray) -> np.ndarray:
         """The input's value at ``t`` under its interpolation (held constant outside)."""
@@ -84,10 +84,10 @@ class InputSeries:
 
     def schedule(self) -> ControlSchedule:
         """The control schedule the simulator reads (see the module docstring)."""
-        assert self._schedule is not None
         return self._schedule
 
-    def _build_schedule(self) -> ControlSchedule:
+    @cached_property
+    def _schedule(self) -> ControlSchedule:
         t, v = self.times, self.values
         if self.interpolation == "previous" or t.size == 1:
             keep = np.concatenate([[True], v[1:] != v[:-1]])  # only where the level changes
@@ -192,11 +192,17 @@ def detect_inputs(data: ObservedData, description: str) -> dict[str, str]:
 def inputs_from_meta(data: ObservedData, meta: Sequence[Mapping[str, Any]]
                      ) -> tuple[ObservedData, tuple[InputSeries, ...]]:
     """Rebuild a run folder's inputs from ``task.json``'s ``inputs`` list and its data."""
+    if not isinstance(meta, list) or len(meta) > MAX_INPUTS:
+        raise DataError(f"task.json: 'inputs' must be a list of at most {MAX_INPUTS} objects "
+                        f"with a column 'name'")
     kinds: dict[str, str] = {}
     docs: dict[str, str] = {}
     for item in meta:
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             raise DataError("task.json: each entry of 'inputs' needs a column 'name'")
-        kinds[item["name"]] = str(item.get("interpolation", "previous"))
-        docs[item["name"]] = str(item.get("doc", ""))
+        kind, doc = item.get("interpolation", "previous"), item.get("doc", "")
+        if kind not in INTERPOLATIONS or not isinstance(doc, str):
+            raise DataError(f"task.json: input {item['name']!r} needs 'interpolation' "
+                            f"{' or '.join(INTERPOLATIONS)} and a text 'doc'")
+        kinds[item["name"]], docs[item["name"]] = kind, doc[:500]
     return split_inputs(data, kinds, docs)

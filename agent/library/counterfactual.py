@@ -121,6 +121,17 @@ def _need(roles: Mapping[str, str], *keys: str, what: str) -> str:
                      f"{', '.join(keys)} (its roles: {', '.join(sorted(roles)) or 'none'})")
 
 
+def _scaled(a: _Ask, target: str, label: str, missing: str) -> _Answer:
+    """``target`` multiplied by the question's factor over its window; a question without
+    a readable factor is refused with ``missing`` as the reason."""
+    f = factor(a.q)
+    if f is None:
+        raise ValueError(f"question {a.question!r} {missing}")
+    start, end = parse_window(a.q, a.unit)
+    return _Answer([Scale(target, f, start, end)],
+                   f"multiply {label} by {f:g} {_when(start, end, a.unit)}")
+
+
 def _when(start: float, end: float, unit: str | None) -> str:
     units = f" ({unit}s)" if unit else ""
     if end == math.inf:
@@ -196,13 +207,9 @@ def _input(a: _Ask, strong: bool) -> _Answer | None:
     label = f"{name} ({desc})" if desc else name
     if re.search(r"%|percent|per cent|\bhalv|\bhalf\b|\bdoubl|\btripl|\bfactor\b|\btimes\b|"
                  r"\bfold\b", q):
-        f = factor(q)
-        if f is None:
-            raise ValueError(f"question {a.question!r} changes {name} by an amount not "
-                             f"understood; say 'by 50%', 'halve' or 'by a factor of 2'")
-        start, end = parse_window(q, a.unit)
-        return _Answer([Scale(name, f, start, end)],
-                       f"multiply the input {label} by {f:g} {_when(start, end, a.unit)}")
+        return _scaled(a, name, f"the input {label}",
+                       f"changes {name} by an amount not understood; say 'by 50%', 'halve' "
+                       f"or 'by a factor of 2'")
     level = set_level(q)
     if level is None:
         if re.search(rf"\bby\s+{NUM}", q):
@@ -519,13 +526,9 @@ def _named_rate(a: _Ask) -> _Answer | None:
     for phrase, keys in _RATE_WORDS:
         if phrase in q and any(a.roles.get(k) for k in keys):
             target = _need(a.roles, *keys, what=phrase)
-            f = factor(q)
-            if f is None:
-                raise ValueError(f"question {a.question!r} names {phrase!r} but no change "
-                                 f"(halve, double, reduce by 30%, by a factor of 2)")
-            start, end = parse_window(q, a.unit)
-            return _Answer([Scale(target, f, start, end)],
-                           f"multiply {target} ({phrase}) by {f:g} {_when(start, end, a.unit)}")
+            return _scaled(a, target, f"{target} ({phrase})",
+                           f"names {phrase!r} but no change (halve, double, reduce by 30%, "
+                           f"by a factor of 2)")
     return None
 
 

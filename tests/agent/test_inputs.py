@@ -168,3 +168,25 @@ def test_a_search_uses_a_proposed_input_and_answers_a_change_of_it(tmp_path, mon
     expect = tank_exact(t, changed, p["k"], p["x0"])
     np.testing.assert_allclose(frame["intervened_level"].to_numpy(), expect, rtol=0.02)
     assert not np.allclose(frame["baseline_level"].to_numpy()[31:], expect[31:], rtol=0.1)
+
+
+@pytest.mark.parametrize("inputs", [5, "pump", [{"name": ["pump"]}],
+                                    [{"name": "pump", "interpolation": "cubic"}],
+                                    [{"name": "pump", "doc": {"x": 1}}],
+                                    [{"name": "nosuch"}], [{"name": "pump"}] * 65])
+def test_a_hostile_task_json_inputs_entry_is_one_clear_error(tmp_path, inputs):
+    """task.json is untrusted: a malformed 'inputs' entry ends `mmw predict` with one
+    error line (exit 2), never a traceback."""
+    t = np.arange(0.0, 10.0)
+    data, series = split_inputs(ObservedData(t, {"level": t + 1, "pump": pump_levels(t)}),
+                                {"pump": "previous"})
+    run = tmp_path / "run"
+    RunStore(run).write_task(Task("a tank", data, 6.0, inputs=series), {"agent": "library"})
+    meta = json.loads((run / "task.json").read_text())
+    meta["inputs"] = inputs
+    (run / "task.json").write_text(json.dumps(meta))
+    (run / "tree.json").write_text(json.dumps({"best": None, "nodes": []}))
+    result = CliRunner().invoke(app, ["predict", str(run), "--until", "12"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert "input" in result.output.lower(), result.output  # the inputs entry, not the tree
