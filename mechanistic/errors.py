@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "ModelError", "SerializationError"]
+__all__ = ["DataError", "ModelError", "SerializationError", "UntrustedDataError"]
 
 
 class ModelError(ValueError):
@@ -15,3 +15,9 @@ class SerializationError(ModelError):
 
 class DataError(ValueError):
     """Observation data cannot be used as given (bad CSV, non-monotonic time, unknown columns)."""
+
+
+class UntrustedDataError(ValueError):
+    """Data from outside the host's own code (a sandbox result, a run-folder file, an LLM
+    answer) breaks a limit or a schema: too deep, too large, a duplicate key, a link out of
+    its folder. The message names what was read and the limit it broke."""

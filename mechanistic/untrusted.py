@@ -1,0 +1,212 @@
+"""The one gate for data that crosses into the host: sandbox results, model JSON, run folders.
+
+Everything a generated module, an LLM answer, a run folder or a user file hands the host
+is parsed here, against explicit limits, before any other code touches it. JSON is read
+with duplicate keys refused, non-finite and oversized numbers refused, and its depth,
+length and member counts bounded (the walk is iterative, so a deeply nested value is an
+error, not a ``RecursionError``). Files of a run folder are read only if they are regular
+files inside the folder, reached without following a symlink, and no larger than a limit;
+a FIFO, a device or a link pointing at ``/etc/passwd`` is refused before it is opened.
+
+A violation is an :class:`~mechanistic.errors.UntrustedDataError`: one message naming what
+was read, what is wrong with it and the limit, which callers turn into a failed node or a
+clear command-line error. Nothing here evaluates, imports or unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mechanistic.errors import UntrustedDataError
+
+__all__ = ["JSON_LIMITS", "JsonLimits", "UntrustedDataError", "check_tree", "parse_json",
+           "read_inside", "read_json_inside", "safe_child"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """Bounds on one JSON document. The defaults hold any model, fit or tree mmw writes
+    with a wide margin (the largest run-folder file seen is under 2 MiB, depth under 30)."""
+
+    max_bytes: int = 32 * MiB
+    max_depth: int = 100
+    max_nodes: int = 2_000_000  # values of any kind, in all
+    max_members: int = 500_000  # items of one array or object
+    max_string: int = 16 * MiB  # characters of one string (a model's source, a traceback)
+    max_int_digits: int = 40  # |int| < 10**40; beyond that it is not a count or a step
+    max_float: float = 1e300  # finite and below this in magnitude
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_depth", "max_nodes", "max_members", "max_string",
+                     "max_int_digits"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"JsonLimits.{name} must be at least 1")
+
+
+JSON_LIMITS = JsonLimits()
+
+
+def _refuse_duplicates(what: str):
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise UntrustedDataError(f"{what}: the key {key!r} appears twice in one object; "
+                                         "a document must say each thing once")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def parse_json(text: str | bytes, what: str, limits: JsonLimits = JSON_LIMITS) -> Any:
+    """``text`` as JSON, or UntrustedDataError naming ``what`` and the limit broken."""
+    size = len(text)
+    if size > limits.max_bytes:
+        raise UntrustedDataError(f"{what}: {size} bytes is more than the limit of "
+                                 f"{limits.max_bytes}")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+
+    def parse_int(literal: str) -> int:
+        digits = len(literal.lstrip("-"))
+        if digits > limits.max_int_digits:
+            raise UntrustedDataError(f"{what}: an integer of {digits} digits is beyond the "
+                                     f"limit of {limits.max_int_digits}")
+        return int(literal)
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value) or abs(value) > limits.max_float:
+            raise UntrustedDataError(f"{what}: the number {literal[:40]} is out of range "
+                                     f"(finite and at most {limits.max_float:g} in magnitude)")
+        return value
+
+    def parse_constant(name: str) -> float:
+        raise UntrustedDataError(f"{what}: {name} is not a number JSON allows; "
+                                 "write null for a missing value")
+
+    try:
+        data = json.loads(text, object_pairs_hook=_refuse_duplicates(what),
+                          parse_int=parse_int, parse_float=parse_float,
+                          parse_constant=parse_constant)
+    except RecursionError:
+        raise UntrustedDataError(f"{what}: nested deeper than the limit of "
+                                 f"{limits.max_depth}") from None
+    except UntrustedDataError:
+        raise
+    except ValueError as exc:
+        raise UntrustedDataError(f"{what}: not valid JSON ({exc})") from None
+    check_tree(data, what, limits)
+    return data
+
+
+def check_tree(data: Any, what: str, limits: JsonLimits = JSON_LIMITS) -> None:
+    """Depth, node count, member counts and string lengths of a parsed value (iterative)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > limits.max_nodes:
+            raise UntrustedDataError(f"{what}: more than {limits.max_nodes} values in all")
+        if depth > limits.max_depth:
+            raise UntrustedDataError(f"{what}: nested deeper than the limit of "
+                                     f"{limits.max_depth}")
+        if isinstance(value, str):
+            if len(value) > limits.max_string:
+                raise UntrustedDataError(f"{what}: a string of {len(value)} characters is "
+                                         f"longer than the limit of {limits.max_string}")
+        elif isinstance(value, dict | list):
+            if len(value) > limits.max_members:
+                raise UntrustedDataError(f"{what}: {len(value)} members in one "
+                                         f"{'object' if isinstance(value, dict) else 'array'}"
+                                         f" is more than the limit of {limits.max_members}")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+            if isinstance(value, dict):
+                for key in value:
+                    if len(key) > limits.max_string:
+                        raise UntrustedDataError(f"{what}: a key is longer than the limit")
+        elif isinstance(value, float) and (not math.isfinite(value)
+                                           or abs(value) > limits.max_float):
+            raise UntrustedDataError(f"{what}: the number {value!r} is out of range")
+        elif isinstance(value, int) and not isinstance(value, bool) and value != 0 and \
+                math.log10(abs(value)) >= limits.max_int_digits:
+            raise UntrustedDataError(f"{what}: an integer beyond 10**{limits.max_int_digits}")
+
+
+def safe_child(root: str | Path, relative: str | Path, what: str) -> Path:
+    """``root/relative`` if it stays inside ``root`` with no symlink on the way, else an error.
+
+    ``relative`` may come from a file (a task.json's ``data``): an absolute path, ``..``
+    or a link out of the folder is refused, so a run folder can only name its own files.
+    """
+    rel = Path(relative)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UntrustedDataError(f"{what}: {str(relative)!r} must be a path inside the folder "
+                                 f"{root} (relative, without '..')")
+    base = Path(root)
+    current = base
+    for part in rel.parts:
+        current = current / part
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            return base / rel  # missing: the caller says so in its own words
+        except OSError as exc:
+            raise UntrustedDataError(f"{what}: cannot inspect {current} ({exc.strerror})") \
+                from None
+        if stat.S_ISLNK(info.st_mode):
+            raise UntrustedDataError(f"{what}: {current} is a symbolic link; a run folder's "
+                                     "files are read only if they are inside it")
+    return base / rel
+
+
+def read_inside(root: str | Path, relative: str | Path, what: str,
+                max_bytes: int = 32 * MiB) -> bytes:
+    """The bytes of a regular file inside ``root`` (see :func:`safe_child`), at most max_bytes.
+
+    FileNotFoundError if it does not exist (callers treat that as "not written yet");
+    UntrustedDataError for a link, a non-regular file (FIFO, device, socket) or one too big.
+    """
+    path = safe_child(root, relative, what)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UntrustedDataError(f"{what}: cannot inspect {path} ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedDataError(f"{what}: {path} is not a regular file; only plain files "
+                                 "are read from a run folder")
+    if info.st_size > max_bytes:
+        raise UntrustedDataError(f"{what}: {path} is {info.st_size} bytes, more than the "
+                                 f"limit of {max_bytes}")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:  # swapped for a link or FIFO after the check: refuse, do not hang
+        raise UntrustedDataError(f"{what}: cannot open {path} ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise UntrustedDataError(f"{what}: {path} is not a regular file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UntrustedDataError(f"{what}: {path} is more than the limit of {max_bytes} bytes")
+    return data
+
+
+def read_json_inside(root: str | Path, relative: str | Path, what: str | None = None,
+                     limits: JsonLimits = JSON_LIMITS) -> Any:
+    """A JSON file of a run folder, read by :func:`read_inside` and :func:`parse_json`."""
+    label = what or f"{Path(root).name}/{relative}"
+    return parse_json(read_inside(root, relative, label, limits.max_bytes), label, limits)
