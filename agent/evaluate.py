@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.core import Candidate, EventSink, Feedback, Task
+from mechanistic.bounded import CHECK_SECONDS, HostLimitError, call_bounded
 from mechanistic.checks import run_checks
 from mechanistic.errors import ModelError
 from mechanistic.fit import FitConfig, FitResult, fit_model
@@ -114,7 +115,14 @@ def evaluate_candidate(
         node.error = {"kind": "serialization", "type": type(exc).__name__, "message": str(exc)}
         return _done(node, start)
     node.model = model
-    node.checks = [c.to_dict() for c in run_checks(model)]
+    # sympy on an untrusted model: bounded in time (within the search's budget) and memory
+    seconds = min(CHECK_SECONDS, max(5.0, fit_config.max_seconds or CHECK_SECONDS))
+    try:
+        node.checks = call_bounded(lambda: [c.to_dict() for c in run_checks(model)],
+                                   "the structural checks", seconds=seconds)
+    except HostLimitError as exc:
+        node.error = {"kind": "limit", "type": "HostLimitError", "message": str(exc)}
+        return _done(node, start)
     unused = [name for name in task.input_names if name not in model.controls_]
     if unused:
         node.checks.append({

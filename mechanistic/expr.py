@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
@@ -28,9 +29,13 @@ from sympy.core.function import AppliedUndef
 from sympy.logic.boolalg import BooleanFalse, BooleanTrue
 
 from mechanistic.errors import ModelError, SerializationError
+from mechanistic.untrusted import shown
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
+    "EXPR_LIMITS",
+    "ExprLimits",
+    "check_expr_size",
     "expr_from_json",
     "expr_to_json",
     "free_names",
@@ -64,6 +69,83 @@ ALLOWED_FUNCTIONS = (
     "+ - * / **, exp, log, sqrt, tanh, sin, cos, Min, Max, Piecewise, Heaviside, "
     "comparisons (<, <=, >, >=) and And/Or/Not inside Piecewise conditions"
 )
+
+
+@dataclass(frozen=True)
+class ExprLimits:
+    """How large one expression may be before the host does symbolic work on it.
+
+    Checks, printing, simplification and compilation are polynomial in these, so bounding
+    them bounds the host's time and memory on any model (a rate ``(x+1)**100000`` or one
+    nested 300 deep is refused here instead of keeping sympy busy for minutes). The
+    polynomial-degree bound (degrees add under ``*``, multiply under an integer power)
+    is what expansion and cancellation cost grows with. Every model mmw proposes is far
+    inside: depth under 15, a few hundred nodes, degree under 10.
+    """
+
+    max_depth: int = 40
+    max_nodes: int = 5_000
+    max_degree: float = 64.0
+    max_int_digits: int = 30
+
+    def __post_init__(self) -> None:
+        if min(self.max_depth, self.max_nodes, self.max_int_digits) < 1 or self.max_degree < 1:
+            raise ValueError("ExprLimits fields must be at least 1")
+
+
+EXPR_LIMITS = ExprLimits()
+
+
+def _number_degree(value: sp.Basic) -> float | None:
+    """|value| for a numeric exponent (its contribution to the degree), None if symbolic."""
+    if isinstance(value, sp.Integer | sp.Rational | sp.Float):
+        return abs(float(value))
+    if isinstance(value, sp.Mul) and len(value.args) == 2 and value.args[0] == -1:
+        return _number_degree(value.args[1])  # -n as built with evaluate=False
+    return None
+
+
+def check_expr_size(expr: sp.Basic, where: str, limits: ExprLimits = EXPR_LIMITS) -> None:
+    """Refuse an expression beyond ``limits`` (ModelError naming ``where``); iterative, so
+    a deep tree is measured without recursion and without sympy evaluating anything."""
+    def refuse(what: str) -> ModelError:
+        return ModelError(f"{where}: the expression {what}; write it in a simpler form "
+                          "(a model expression is a few terms of its symbols)")
+
+    order: list[tuple[sp.Basic, int]] = []
+    stack: list[tuple[sp.Basic, int]] = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        order.append((node, depth))
+        if len(order) > limits.max_nodes:
+            raise refuse(f"has more than {limits.max_nodes} parts")
+        if depth > limits.max_depth:
+            raise refuse(f"is nested more than {limits.max_depth} deep")
+        if isinstance(node, sp.Integer | sp.Rational):
+            for part in (node.p, node.q):
+                if abs(part) >= 10**limits.max_int_digits:
+                    raise refuse(f"holds an integer of more than {limits.max_int_digits} digits")
+        stack.extend((arg, depth + 1) for arg in node.args)
+    degree: dict[int, float] = {}
+    for node, _ in reversed(order):  # children before parents
+        args = [degree[id(a)] for a in node.args]
+        if isinstance(node, sp.Symbol):
+            value = 1.0
+        elif not node.args:
+            value = 0.0
+        elif isinstance(node, sp.Mul):
+            value = sum(args)
+        elif isinstance(node, sp.Pow):
+            exponent = _number_degree(node.args[1])
+            if exponent is not None and exponent > limits.max_degree:  # 10**(10**12) too
+                raise refuse(f"raises to a power above {limits.max_degree:g}")
+            value = args[0] * exponent if exponent is not None else args[0] + args[1]
+        else:
+            value = max(args)
+        if value > limits.max_degree:
+            raise refuse(f"has a polynomial degree above {limits.max_degree:g} "
+                         "(a power or product too high)")
+        degree[id(node)] = value
 
 
 def _bad_node(node: sp.Basic) -> ModelError:
@@ -155,6 +237,7 @@ def expr_from_json(
     symbols: Mapping[str, sp.Symbol],
     neural: Mapping[str, type] | None = None,
     where: str = "expression",
+    limits: ExprLimits = EXPR_LIMITS,
 ) -> sp.Basic:
     """Rebuild an expression from its JSON tree; every symbol must be in ``symbols``.
 
@@ -164,12 +247,9 @@ def expr_from_json(
     neural = neural or {}
 
     def fail(msg: str, node: Any) -> SerializationError:
-        shown = repr(node)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
-        return SerializationError(f"{where}: {msg} (at {shown})")
+        return SerializationError(f"{where}: {msg} (at {shown(node)})")
 
-    def args_of(node: dict[str, Any], op: str) -> list[sp.Basic]:
+    def args_of(node: dict[str, Any], op: str, depth: int) -> list[sp.Basic]:
         raw = node.get("args")
         if not isinstance(raw, list):
             raise fail(f"op {op!r} needs a list 'args'", node)
@@ -177,27 +257,34 @@ def expr_from_json(
         if len(raw) < lo or (hi is not None and len(raw) > hi):
             want = f"{lo}" if hi == lo else f"{lo}..{hi or 'n'}"
             raise fail(f"op {op!r} takes {want} arguments, got {len(raw)}", node)
-        return [dec(a) for a in raw]
+        return [dec(a, depth + 1) for a in raw]
 
-    def dec(node: Any) -> sp.Basic:
+    def dec(node: Any, depth: int = 1) -> sp.Basic:
+        if depth > limits.max_depth:
+            raise fail(f"the expression is nested more than {limits.max_depth} deep", "...")
         if not isinstance(node, dict) or len(node) == 0:
             raise fail("expected an expression node (a JSON object)", node)
         if "int" in node:
             value = node["int"]
             if isinstance(value, bool) or not isinstance(value, int):
                 raise fail("'int' must hold an integer", node)
+            if abs(value) >= 10**limits.max_int_digits:
+                raise fail(f"'int' has more than {limits.max_int_digits} digits", "...")
             return sp.Integer(value)
         if "rat" in node:
             value = node["rat"]
             if (not isinstance(value, list) or len(value) != 2
                     or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-                    or value[1] == 0):
+                    or value[1] == 0
+                    or max(abs(v) for v in value) >= 10**limits.max_int_digits):
                 raise fail("'rat' must be [numerator, nonzero denominator] integers", node)
             return sp.Rational(value[0], value[1])
         if "float" in node:
             value = node["float"]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise fail("'float' must hold a number", node)
+            if isinstance(value, int) and abs(value) >= 10**limits.max_int_digits:
+                raise fail(f"'float' has more than {limits.max_int_digits} digits", "...")
             if not math.isfinite(value):
                 raise fail("'float' must be finite", node)
             return sp.Float(float(value))
@@ -206,7 +293,7 @@ def expr_from_json(
                 raise fail("'bool' must be true or false", node)
             return sp.true if node["bool"] else sp.false
         if "const" in node:
-            const = _CONSTANTS.get(node["const"])
+            const = _CONSTANTS.get(node["const"]) if isinstance(node["const"], str) else None
             if const is None:
                 raise fail(f"unknown constant; known: {sorted(_CONSTANTS)}", node)
             return const
@@ -225,22 +312,28 @@ def expr_from_json(
                 isinstance(p, list) and len(p) == 2 for p in pairs
             ):
                 raise fail("'piecewise' needs args [[value, condition], ...]", node)
-            return sp.Piecewise(*[(dec(e), dec(c)) for e, c in pairs], evaluate=False)
+            return sp.Piecewise(*[(dec(e, depth + 1), dec(c, depth + 1)) for e, c in pairs],
+                                evaluate=False)
         if op == "neural":
             name = node.get("name")
-            if name not in neural:
+            if not isinstance(name, str) or name not in neural:
                 raise fail(f"unknown neural term {name!r}; declared: {sorted(neural)}", node)
             raw = node.get("args")
             if not isinstance(raw, list) or not raw:
                 raise fail("'neural' needs a non-empty list 'args'", node)
-            return neural[name](*[dec(a) for a in raw])
+            return neural[name](*[dec(a, depth + 1) for a in raw])
         builder = _BUILDERS.get(op)
         if builder is None:
             raise fail(f"unknown op {op!r}; allowed: {sorted([*_BUILDERS, 'piecewise', 'neural'])}",
                        node)
-        return builder(*args_of(node, op))
+        return builder(*args_of(node, op, depth))
 
-    return dec(data)
+    expr = dec(data)
+    try:
+        check_expr_size(expr, where, limits)
+    except ModelError as exc:
+        raise SerializationError(str(exc)) from None
+    return expr
 
 
 def free_names(expr: sp.Basic) -> set[str]:
@@ -262,6 +355,7 @@ def validate_expr(
     except (sp.SympifyError, TypeError) as exc:
         raise ModelError(f"{where}: {expr!r} is not a number or an expression of the model's "
                          f"symbols") from exc
+    check_expr_size(value, where)
     try:
         expr_to_json(value, neural_names)
     except ModelError as exc:

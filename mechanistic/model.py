@@ -21,6 +21,7 @@ from mechanistic.errors import ModelError
 from mechanistic.expr import validate_expr
 from mechanistic.noise import Gaussian, Noise
 from mechanistic.priors import Fixed, Prior
+from mechanistic.untrusted import shown
 
 __all__ = [
     "Constant",
@@ -34,7 +35,10 @@ __all__ = [
     "State",
 ]
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # fullmatch: no trailing newline
+MAX_SYMBOLS = 2_000  # states, parameters, constants and controls of one model, together
+MAX_TERMS = 4_000  # flows, rate terms and observables, together
+_TEXT_LIMIT = 20_000  # characters of a name, doc or unit
 _RESERVED = {"t", "time", "nan", "inf"}
 _ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
@@ -147,11 +151,14 @@ class Model:
 
     # ----------------------------------------------------------------- declarations
     def _claim(self, name: Any, what: str) -> sp.Symbol:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ModelError(
-                f"{what} name {name!r} is not valid: use letters, digits and '_', starting "
-                f"with a letter"
+                f"{what} name {shown(name)} is not valid: use letters, digits and '_' "
+                f"(at most 64), starting with a letter"
             )
+        if len(self._symbols) >= MAX_SYMBOLS:
+            raise ModelError(f"{what} {name!r}: a model may declare at most {MAX_SYMBOLS} "
+                             "states, parameters, constants and controls")
         if keyword.iskeyword(name) or name in _RESERVED:
             raise ModelError(f"{what} name {name!r} is reserved; choose another name")
         if name in self._symbols or name in self._functions or name in self.observables_:
@@ -203,8 +210,8 @@ class Model:
         doc: str = "",
     ) -> sp.Expr:
         """Declare a learned term ``name(inputs)``; returns the expression to use."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ModelError(f"neural term name {name!r} is not a valid identifier")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ModelError(f"neural term name {shown(name)} is not a valid identifier")
         if name in self._symbols or name in self._functions or name in self.observables_:
             raise ModelError(f"neural term name {name!r} is already declared in this model")
         hidden_t = tuple(hidden)
@@ -233,6 +240,10 @@ class Model:
         if src == dst:
             raise ModelError(f"flow from {src} to itself has no effect; use m.rate for growth")
         label = name or f"{src or 'outside'}_to_{dst or 'outside'}"
+        if not isinstance(label, str) or len(label) > 200 or not label.isprintable():
+            raise ModelError(f"flow name {shown(label)} must be printable text of at most "
+                             "200 characters")
+        self._count_term(f"flow {label!r}")
         if any(f.name == label for f in self.flows):
             raise ModelError(f"flow name {label!r} is already used; pass name=...")
         expr = validate_expr(rate, self._known(), self._functions, f"flow {label!r} rate")
@@ -243,15 +254,20 @@ class Model:
         name = self._state_name(state, "rate term state")
         if name is None:
             raise ModelError("m.rate needs a state")
+        self._count_term(f"rate term of {name}")
         value = validate_expr(expr, self._known(), self._functions, f"rate term of {name}")
         self.rates.append(RateTerm(name, value))
 
-    def init(self, **values: Any) -> None:
-        """Initial conditions; values may be expressions of parameters and constants."""
+    def init(self, values: dict[str, Any] | None = None, /, **more: Any) -> None:
+        """Initial conditions; values may be expressions of parameters and constants.
+
+        ``m.init(S=990, I=10)``, or a dict ``m.init({"S": 990})`` for names that are not
+        Python keywords (a model JSON's ``init`` is applied this way, whatever its keys).
+        """
         allowed = set(self.params_) | set(self.constants_)
-        for name, value in values.items():
-            if name not in self.states_:
-                raise ModelError(f"init() names {name!r}, which is not a declared state; "
+        for name, value in {**(values or {}), **more}.items():
+            if not isinstance(name, str) or name not in self.states_:
+                raise ModelError(f"init() names {shown(name)}, which is not a declared state; "
                                  f"states: {sorted(self.states_)}")
             self.inits[name] = validate_expr(value, allowed, (), f"initial condition of {name}")
 
@@ -259,8 +275,9 @@ class Model:
         self, name: str, expr: Any, noise: Noise | None = None, doc: str = "", unit: str = ""
     ) -> None:
         """Declare a measured quantity and how its measurements scatter."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ModelError(f"observable name {name!r} is not a valid identifier")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ModelError(f"observable name {shown(name)} is not a valid identifier")
+        self._count_term(f"observable {name!r}")
         if name in self.observables_ or name in self._functions or (
             name in self._symbols and name not in self.states_
         ):
@@ -277,6 +294,11 @@ class Model:
             for arg, arg_value in noise.arguments().items()
         })
         self.observables_[name] = Observable(name, value, noise, doc, unit)
+
+    def _count_term(self, what: str) -> None:
+        if len(self.flows) + len(self.rates) + len(self.observables_) >= MAX_TERMS:
+            raise ModelError(f"{what}: a model may declare at most {MAX_TERMS} flows, rate "
+                             "terms and observables")
 
     # ---------------------------------------------------------------------- queries
     def _known(self) -> set[str]:
@@ -359,8 +381,11 @@ class Model:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | sp.Number):
-        raise ModelError(f"{what} must be a number, got {value!r}")
-    out = float(value)
-    if out != out or out in (float("inf"), float("-inf")):
-        raise ModelError(f"{what} must be finite, got {value!r}")
+        raise ModelError(f"{what} must be a number, got {shown(value)}")
+    try:
+        out = float(value)
+    except (OverflowError, ValueError):
+        out = float("inf")
+    if out != out or abs(out) > 1e300:
+        raise ModelError(f"{what} must be a finite number below 1e300, got {shown(value)}")
     return out

@@ -262,16 +262,18 @@ _PRIORS: dict[str, type[Prior]] = {
 def prior_from_dict(data: Any) -> Prior:
     """Rebuild a prior from its JSON form, with errors that name what is wrong."""
     if not isinstance(data, dict) or "kind" not in data:
-        raise ModelError(f"a prior must be an object with a 'kind', got {data!r}")
+        raise ModelError(f"a prior must be an object with a 'kind', got {str(data)[:80]}")
     kind = data["kind"]
-    cls = _PRIORS.get(kind)
+    cls = _PRIORS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ModelError(f"unknown prior kind {kind!r}; known: {sorted(_PRIORS)}")
+        raise ModelError(f"unknown prior kind {str(kind)[:40]!r}; known: {sorted(_PRIORS)}")
     args = {k: v for k, v in data.items() if k != "kind"}
     expected = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     if set(args) != expected:
         raise ModelError(f"prior {kind!r} needs fields {sorted(expected)}, got {sorted(args)}")
     for key, value in args.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ModelError(f"prior {kind!r} field {key!r} must be a number, got {value!r}")
-    return cls(**args)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                abs(value) <= 1e300 if isinstance(value, int) else math.isfinite(value)):
+            raise ModelError(f"prior {kind!r} field {key!r} must be a finite number below "
+                             f"1e300, got {str(value)[:40]}")
+    return cls(**{k: float(v) for k, v in args.items()})

@@ -11,11 +11,12 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from mechanistic.errors import ModelError, SerializationError
-from mechanistic.expr import expr_from_json, expr_to_json
+from mechanistic.errors import ModelError, SerializationError, UntrustedDataError
+from mechanistic.expr import EXPR_LIMITS, expr_from_json, expr_to_json
 from mechanistic.model import Model
 from mechanistic.noise import NOISE_KINDS
 from mechanistic.priors import prior_from_dict
+from mechanistic.untrusted import JsonLimits, check_tree, parse_json, shown
 
 __all__ = ["FORMAT", "model_from_dict", "model_from_json", "model_to_dict", "model_to_json"]
 
@@ -92,7 +93,8 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str, default:
     value = obj[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
         names = "/".join(k.__name__ for k in _tuple(kind))
-        raise SerializationError(f"{where}: field {key!r} must be {names}, got {value!r}")
+        raise SerializationError(f"{where}: field {key!r} must be {names}, got "
+                                 f"{shown(value)}")
     return value
 
 
@@ -108,9 +110,14 @@ def model_from_dict(data: Any) -> Model:
     """Rebuild a model from its JSON form; errors name the part that is malformed."""
     if not isinstance(data, dict):
         raise SerializationError(f"model JSON must be an object, got {type(data).__name__}")
+    try:  # a dict handed over in-process (an LLM's structured answer) gets the same bounds
+        check_tree(data, "model JSON", MODEL_JSON_LIMITS)
+    except UntrustedDataError as exc:
+        raise SerializationError(str(exc)) from None
     fmt = data.get("format")
     if fmt != FORMAT:
-        raise SerializationError(f"model JSON has format {fmt!r}; this version reads {FORMAT!r}")
+        raise SerializationError(f"model JSON has format {shown(fmt)}; this version "
+                                 f"reads {FORMAT!r}")
     known = {"format", "name", "time_unit", "doc", "states", "params", "constants", "controls",
              "neural", "flows", "rates", "init", "observables"}
     extra = set(data) - known
@@ -175,15 +182,15 @@ def _rebuild(data: dict[str, Any]) -> Model:
         where = f"rates[{i}]"
         model.rate(_get(r, "state", str, where), dec(_get(r, "expr", dict, where), where))
     init = _get(data, "init", dict, "model", {})
-    model.init(**{name: dec(value, f"init.{name}") for name, value in init.items()})
+    model.init({name: dec(value, f"init.{name[:64]}") for name, value in init.items()})
     for i, o in enumerate(_list(data, "observables")):
         where = f"observables[{i}]"
         noise_data = _get(o, "noise", dict, where)
         kind = noise_data.get("kind")
-        cls = NOISE_KINDS.get(kind)  # type: ignore[arg-type]
+        cls = NOISE_KINDS.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise SerializationError(f"{where}.noise: unknown kind {kind!r}; known: "
-                                     f"{sorted(NOISE_KINDS)}")
+            raise SerializationError(f"{where}.noise: unknown kind {shown(kind)}; "
+                                     f"known: {sorted(NOISE_KINDS)}")
         args = {k: v for k, v in noise_data.items() if k != "kind"}
         expected = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         if set(args) != expected:
@@ -195,10 +202,16 @@ def _rebuild(data: dict[str, Any]) -> Model:
     return model
 
 
+MODEL_JSON_LIMITS = JsonLimits(max_bytes=16 * 1024 * 1024, max_depth=2 * EXPR_LIMITS.max_depth + 8,
+                               max_nodes=1_000_000, max_members=50_000, max_string=100_000)
+"""Model JSON comes from the sandbox, an LLM or a file: read against these before anything
+else (an expression nests two JSON levels per level, plus the document's own few)."""
+
+
 def model_from_json(text: str | bytes) -> Model:
     """Parse model JSON (from a file or from the sandbox) into a :class:`Model`."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SerializationError(f"model JSON is not valid JSON: {exc}") from None
+        data = parse_json(text, "model JSON", MODEL_JSON_LIMITS)
+    except UntrustedDataError as exc:
+        raise SerializationError(str(exc)) from None
     return model_from_dict(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from typing import Any
 
 from mechanistic.errors import UntrustedDataError
 
-__all__ = ["JSON_LIMITS", "JsonLimits", "UntrustedDataError", "check_tree", "parse_json",
-           "read_inside", "read_json_inside", "safe_child"]
+__all__ = ["JSON_LIMITS", "Entry", "JsonLimits", "UntrustedDataError", "check_tree",
+           "file_inside", "list_inside", "parse_form", "parse_json", "read_inside",
+           "read_json_inside", "read_regular_file", "safe_child"]
 
 MiB = 1024 * 1024
 
@@ -52,6 +54,16 @@ class JsonLimits:
 
 
 JSON_LIMITS = JsonLimits()
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxdict, _SHORT.maxlist = 3, 60, 60, 4, 4
+
+
+def shown(value: Any, limit: int = 120) -> str:
+    """``repr(value)`` for an error message, bounded in length and depth: the value may be
+    a 10**5-character string or nested thousands deep, where plain repr would recurse."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _refuse_duplicates(what: str):
@@ -191,7 +203,39 @@ def read_inside(root: str | Path, relative: str | Path, what: str,
     if info.st_size > max_bytes:
         raise UntrustedDataError(f"{what}: {path} is {info.st_size} bytes, more than the "
                                  f"limit of {max_bytes}")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    return _read_open(path, what, max_bytes, getattr(os, "O_NOFOLLOW", 0))
+
+
+def read_regular_file(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path`` a user named (a CSV, a params or model file).
+
+    Unlike :func:`read_inside` a link is followed (the user chose the path), but what it
+    reaches must be a regular file no larger than ``max_bytes``: a FIFO, a device or a
+    directory is refused from ``os.stat`` before it is opened, and the file is opened
+    non-blocking, so a pipe swapped in after the check cannot hang the command.
+    FileNotFoundError for a missing file; UntrustedDataError for the rest.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UntrustedDataError(f"{what}: cannot inspect {path} ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UntrustedDataError(f"{what}: {path} is a directory; give the path of a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedDataError(f"{what}: {path} is not a regular file (a FIFO, socket or "
+                                 "device); save the content to a plain file and give that")
+    if info.st_size > max_bytes:
+        raise UntrustedDataError(f"{what}: {path} is {info.st_size} bytes, more than the "
+                                 f"limit of {max_bytes}")
+    return _read_open(path, what, max_bytes, 0)
+
+
+def _read_open(path: Path, what: str, max_bytes: int, extra_flags: int) -> bytes:
+    """Open non-blocking, check again on the open descriptor, read at most max_bytes + 1."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | extra_flags
     try:
         fd = os.open(path, flags)
     except OSError as exc:  # swapped for a link or FIFO after the check: refuse, do not hang
@@ -210,3 +254,97 @@ def read_json_inside(root: str | Path, relative: str | Path, what: str | None = 
     """A JSON file of a run folder, read by :func:`read_inside` and :func:`parse_json`."""
     label = what or f"{Path(root).name}/{relative}"
     return parse_json(read_inside(root, relative, label, limits.max_bytes), label, limits)
+
+
+def file_inside(root: str | Path, relative: str | Path, what: str,
+                max_bytes: int = 32 * MiB) -> Path:
+    """The path of a regular file inside ``root``, checked as :func:`read_inside` checks it,
+    for a reader that must open it by name (pandas through ``load_csv``, which opens it
+    non-blocking and refuses a FIFO itself). FileNotFoundError if it is missing."""
+    path = safe_child(root, relative, what)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what}: {path} does not exist") from None
+    except OSError as exc:
+        raise UntrustedDataError(f"{what}: cannot inspect {path} ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedDataError(f"{what}: {path} is not a regular file; only plain files "
+                                 "are read from a run folder")
+    if info.st_size > max_bytes:
+        raise UntrustedDataError(f"{what}: {path} is {info.st_size} bytes, more than the "
+                                 f"limit of {max_bytes}")
+    return path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a folder, as :func:`list_inside` saw it without following links."""
+
+    name: str
+    kind: str  # "dir", "file", "link" or "other" (FIFO, socket, device)
+    size: int
+
+
+def list_inside(root: str | Path, relative: str | Path, what: str,
+                max_entries: int = 10_000) -> list[Entry]:
+    """The entries of the folder ``root/relative`` (reached by :func:`safe_child`), sorted
+    by name, each classified by ``lstat``: a link is reported as a link, never followed,
+    so a caller that keeps ``dir`` and ``file`` entries only ever opens what is inside.
+
+    ``[]`` when the folder does not exist; UntrustedDataError when it is not a folder or
+    holds more than ``max_entries`` entries (a listing is not a way to stall a page).
+    """
+    folder = safe_child(root, relative, what) if str(relative) not in ("", ".") else Path(root)
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UntrustedDataError(f"{what}: cannot inspect {folder} ({exc.strerror})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise UntrustedDataError(f"{what}: {folder} is not a folder")
+    out: list[Entry] = []
+    try:
+        with os.scandir(folder) as it:
+            for item in it:
+                if len(out) >= max_entries:
+                    raise UntrustedDataError(f"{what}: {folder} holds more than "
+                                             f"{max_entries} entries")
+                mode = item.stat(follow_symlinks=False)
+                kind = ("link" if stat.S_ISLNK(mode.st_mode) else
+                        "dir" if stat.S_ISDIR(mode.st_mode) else
+                        "file" if stat.S_ISREG(mode.st_mode) else "other")
+                out.append(Entry(item.name, kind, mode.st_size if kind == "file" else 0))
+    except OSError as exc:
+        raise UntrustedDataError(f"{what}: cannot list {folder} ({exc.strerror})") from None
+    return sorted(out, key=lambda e: e.name)
+
+
+def parse_form(body: bytes | str, what: str, *, max_bytes: int = 64 * 1024,
+               max_fields: int = 16, max_value: int = 20_000) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body or a query string, as one value per
+    name: strict UTF-8, at most ``max_fields`` fields of at most ``max_value`` characters,
+    and a name given twice refused (which of two decisions was meant is not a guess)."""
+    from urllib.parse import parse_qsl
+
+    if len(body) > max_bytes:
+        raise UntrustedDataError(f"{what}: {len(body)} bytes is more than the limit of "
+                                 f"{max_bytes}")
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
+                          encoding="utf-8", errors="strict", max_num_fields=max_fields)
+    except UnicodeDecodeError:
+        raise UntrustedDataError(f"{what}: not UTF-8") from None
+    except ValueError as exc:  # max_num_fields exceeded
+        raise UntrustedDataError(f"{what}: more than {max_fields} fields ({exc})") from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise UntrustedDataError(f"{what}: the field {name[:40]!r} is given twice")
+        if len(value) > max_value:
+            raise UntrustedDataError(f"{what}: the field {name[:40]!r} is longer than "
+                                     f"{max_value} characters")
+        out[name] = value
+    return out

@@ -10,11 +10,12 @@ source lines, so a proposer can be told exactly which line to fix.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mechanistic.errors import UntrustedDataError
+from mechanistic.untrusted import JsonLimits, parse_json
 from sandbox.spec import Limits, RunResult, RunSpec, Sandbox
 
 RUNNER_FILE = "_mmw_runner.py"
@@ -124,20 +125,62 @@ def _from_run(run: RunResult, filename: str) -> ModuleRun:
                                 f"the module ended the interpreter ({why}) before a result "
                                 "was written", traceback=run.stderr[-2000:]))
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return fail(ModuleError("crashed", "Crashed", "unreadable result file"))
-    if data.get("ok") and isinstance(data.get("model_json"), str):
-        return ModuleRun(ok=True, model_json=data["model_json"], error=None, run=run,
-                         filename=filename, variable=data.get("variable"))
-    err = data.get("error") or {}
-    frames = tuple(
-        Frame(lineno=int(f.get("lineno") or 0), name=str(f.get("name", "")),
-              line=str(f.get("line", "")), offset=f.get("offset"))
-        for f in err.get("frames", []) if isinstance(f, dict)
-    )
-    return fail(ModuleError(str(err.get("kind", "exception")), str(err.get("type", "Error")),
-                            str(err.get("message", "")), frames, str(err.get("traceback", ""))))
+        data = parse_json(raw, "the module's result file", RESULT_LIMITS)
+        return _parse_result(data, run, filename)
+    except UntrustedDataError as exc:
+        return fail(ModuleError("crashed", "UnreadableResult",
+                                f"the sandbox returned a result the host refuses: {exc}"))
+
+
+RESULT_LIMITS = JsonLimits(max_bytes=Limits().collect_bytes, max_depth=8, max_nodes=50_000,
+                           max_members=10_000, max_string=8 * 1024 * 1024)
+"""The result file is written by the runner, in the module's own process, so the module
+can replace it; it is read as untrusted data of one fixed, shallow shape."""
+
+_KINDS = ("syntax", "exception", "no_model", "multiple_models", "serialization", "runner")
+_MAX_FRAMES = 200
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    value = obj.get(key, default)
+    if value is ... or not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise UntrustedDataError(f"the module's result file: {key!r} must be "
+                                 f"{kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _parse_result(data: Any, run: RunResult, filename: str) -> ModuleRun:
+    """The result file's one shape: ``{ok: true, model_json, variable}`` or ``{ok: false,
+    error: {kind, type, message, frames: [{lineno, name, line, offset?}], traceback}}``."""
+    if not isinstance(data, dict):
+        raise UntrustedDataError(f"the module's result file must hold an object, got "
+                                 f"{type(data).__name__}")
+    if _field(data, "ok", bool):
+        variable = _field(data, "variable", str, "")
+        if variable and not variable.isidentifier():
+            raise UntrustedDataError("the module's result file: 'variable' is not a name")
+        return ModuleRun(ok=True, model_json=_field(data, "model_json", str), error=None,
+                         run=run, filename=filename, variable=variable or None)
+    err = _field(data, "error", dict)
+    kind = _field(err, "kind", str, "exception")
+    if kind not in _KINDS:
+        raise UntrustedDataError(f"the module's result file: unknown error kind {kind[:40]!r}")
+    frames = []
+    for f in _field(err, "frames", list, [])[:_MAX_FRAMES]:
+        if not isinstance(f, dict):
+            raise UntrustedDataError("the module's result file: a frame must be an object")
+        lineno, offset = _field(f, "lineno", int, 0), f.get("offset")
+        if not 0 <= lineno < 10**9 or not (offset is None or (
+                isinstance(offset, int) and not isinstance(offset, bool) and
+                0 <= offset < 10**9)):
+            raise UntrustedDataError("the module's result file: a frame's line or offset "
+                                     "is not a line number")
+        frames.append(Frame(lineno=lineno, name=_field(f, "name", str, "")[:200],
+                            line=_field(f, "line", str, "")[:2000], offset=offset))
+    error = ModuleError(kind, _field(err, "type", str, "Error")[:200],
+                        _field(err, "message", str, "")[:20_000], tuple(frames),
+                        _field(err, "traceback", str, "")[-8000:])
+    return ModuleRun(ok=False, model_json=None, error=error, run=run, filename=filename)
 
 
 def run_model_module(
