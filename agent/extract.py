@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from mechanistic.errors import UntrustedDataError
+from mechanistic.untrusted import JsonLimits, parse_json, parse_json_at
+
+ANSWER_JSON_LIMITS = JsonLimits(max_bytes=1024 * 1024, max_depth=20, max_nodes=20_000,
+                                max_members=1_000, max_string=20_000)
+"""An LLM's JSON answer (interventions, a spec) is small; anything beyond is refused."""
 
 __all__ = [
     "CodeBlock",
@@ -185,18 +192,23 @@ def extract_json(text: str) -> tuple[Any | None, str | None]:
     """
     blocks = code_blocks(text)
     ordered = [b for b in blocks if b.lang == "json"] + [b for b in blocks if b.lang != "json"]
+    refused = None
     for block in ordered:
         try:
-            return json.loads(block.code), None
-        except ValueError:
-            continue
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
+            return parse_json(block.code, "the JSON in your answer", ANSWER_JSON_LIMITS), None
+        except UntrustedDataError as exc:
+            refused = refused or exc
+    for match in itertools.islice(re.finditer(r"[\[{]", text), 200):
         try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
+            value, _ = parse_json_at(text, match.start(), "the JSON in your answer",
+                                     ANSWER_JSON_LIMITS)
+        except UntrustedDataError as exc:
+            refused = refused or exc
             continue
         if isinstance(value, list | dict):
             return value, None
+    if refused is not None and "not valid JSON" not in str(refused):
+        return None, (f"{refused}. Reply with the interventions as a short JSON list in one "
+                      "```json fenced block.")
     return None, ("Your answer contained no valid JSON. Reply with the interventions as a "
                   "JSON list in one ```json fenced block.")

@@ -79,15 +79,8 @@ def _refuse_duplicates(what: str):
     return hook
 
 
-def parse_json(text: str | bytes, what: str, limits: JsonLimits = JSON_LIMITS) -> Any:
-    """``text`` as JSON, or UntrustedDataError naming ``what`` and the limit broken."""
-    size = len(text)
-    if size > limits.max_bytes:
-        raise UntrustedDataError(f"{what}: {size} bytes is more than the limit of "
-                                 f"{limits.max_bytes}")
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-
+def _decoder(what: str, limits: JsonLimits) -> json.JSONDecoder:
+    """A decoder that refuses duplicate keys, huge integers and non-finite numbers."""
     def parse_int(literal: str) -> int:
         digits = len(literal.lstrip("-"))
         if digits > limits.max_int_digits:
@@ -106,10 +99,23 @@ def parse_json(text: str | bytes, what: str, limits: JsonLimits = JSON_LIMITS) -
         raise UntrustedDataError(f"{what}: {name} is not a number JSON allows; "
                                  "write null for a missing value")
 
+    return json.JSONDecoder(object_pairs_hook=_refuse_duplicates(what), parse_int=parse_int,
+                            parse_float=parse_float, parse_constant=parse_constant)
+
+
+def _decode(text: str | bytes, what: str, limits: JsonLimits, start: int | None) -> Any:
+    size = len(text)
+    if size > limits.max_bytes:
+        raise UntrustedDataError(f"{what}: {size} bytes is more than the limit of "
+                                 f"{limits.max_bytes}")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    decoder = _decoder(what, limits)
     try:
-        data = json.loads(text, object_pairs_hook=_refuse_duplicates(what),
-                          parse_int=parse_int, parse_float=parse_float,
-                          parse_constant=parse_constant)
+        if start is None:
+            data, end = decoder.decode(text), len(text)
+        else:
+            data, end = decoder.raw_decode(text, start)
     except RecursionError:
         raise UntrustedDataError(f"{what}: nested deeper than the limit of "
                                  f"{limits.max_depth}") from None
@@ -118,7 +124,19 @@ def parse_json(text: str | bytes, what: str, limits: JsonLimits = JSON_LIMITS) -
     except ValueError as exc:
         raise UntrustedDataError(f"{what}: not valid JSON ({exc})") from None
     check_tree(data, what, limits)
-    return data
+    return data, end
+
+
+def parse_json(text: str | bytes, what: str, limits: JsonLimits = JSON_LIMITS) -> Any:
+    """``text`` as JSON, or UntrustedDataError naming ``what`` and the limit broken."""
+    return _decode(text, what, limits, None)[0]
+
+
+def parse_json_at(text: str, start: int, what: str,
+                  limits: JsonLimits = JSON_LIMITS) -> tuple[Any, int]:
+    """The JSON value that begins at ``text[start]`` and where it ends (for JSON inside
+    prose, such as an LLM's answer), under the same rules as :func:`parse_json`."""
+    return _decode(text, what, limits, start)
 
 
 def check_tree(data: Any, what: str, limits: JsonLimits = JSON_LIMITS) -> None:

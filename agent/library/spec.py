@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mechanistic.untrusted import parse_json
+
 __all__ = [
     "SPEC_MARKER",
     "ConstSpec",
@@ -322,7 +324,8 @@ def spec_from_source(source: str) -> ModelSpec | None:
     for line in reversed(source.splitlines()):
         if line.startswith(SPEC_MARKER):
             try:
-                return spec_from_dict(json.loads(line[len(SPEC_MARKER):]))
+                # the source may be an LLM's, with a forged marker line: bounded parse
+                return spec_from_dict(parse_json(line[len(SPEC_MARKER):], "the spec line"))
             except (ValueError, KeyError, TypeError):
                 return None
     return None
