@@ -24,7 +24,8 @@ import numpy as np
 import sympy as sp
 
 from mechanistic.data import ObservedData, load_csv
-from mechanistic.errors import DataError, ModelError
+from mechanistic.errors import DataError, ModelError, UntrustedDataError
+from mechanistic.expr import EXPR_LIMITS
 from mechanistic.interventions import (
     Dose,
     Infusion,
@@ -38,6 +39,7 @@ from mechanistic.interventions import (
 from mechanistic.model import Model
 from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Poisson, PropAdd
 from mechanistic.serialize import model_from_dict, model_to_dict
+from mechanistic.untrusted import JsonLimits, parse_json
 
 __all__ = [
     "DIFFICULTIES",
@@ -734,6 +736,10 @@ def _parse(data: Any) -> BenchTask:
         solver_dt=data["solver_dt"], inputs=tuple(inputs))
 
 
+TASK_JSON_LIMITS = JsonLimits(max_bytes=64 * 1024 * 1024, max_depth=2 * EXPR_LIMITS.max_depth + 12)
+"""A task file carries a model's JSON and its data: bounded like model JSON, a little larger."""
+
+
 def task_from_json(text_or_dict: str | bytes | Mapping[str, Any],
                    source: str = "<task>") -> BenchTask:
     """Load and validate a task from its JSON text or parsed object.
@@ -742,9 +748,9 @@ def task_from_json(text_or_dict: str | bytes | Mapping[str, Any],
     """
     if isinstance(text_or_dict, str | bytes):
         try:
-            data = json.loads(text_or_dict)
-        except json.JSONDecodeError as exc:
-            raise TaskError(source, "(document)", f"not valid JSON: {exc}") from None
+            data = parse_json(text_or_dict, "JSON", TASK_JSON_LIMITS)
+        except UntrustedDataError as exc:
+            raise TaskError(source, "(document)", str(exc).removeprefix("JSON: ")) from None
     else:
         data = dict(text_or_dict) if isinstance(text_or_dict, Mapping) else text_or_dict
     try:
