@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from mechanistic.data import ObservedData
 from mechanistic.inputs import InputSeries
 from mechanistic.interventions import ControlSchedule, Intervention
+from mechanistic.untrusted import MiB, UntrustedDataError, parse_json, read_inside
 
 __all__ = [
     "Candidate",
@@ -194,14 +195,19 @@ class TrajectoryLog:
             handle.flush()
 
     def events(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        """The events written so far, read as untrusted data (the folder may be copied in)."""
+        try:
+            raw = read_inside(self.path.parent, self.path.name, "trajectory.jsonl", 256 * MiB)
+        except FileNotFoundError:
             return []
         out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in raw.decode("utf-8", "replace").splitlines():
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                event = parse_json(line, "a trajectory event")
+            except UntrustedDataError:
                 break  # a torn last line from a killed run
+            if isinstance(event, dict):
+                out.append(event)
         return out
 
 

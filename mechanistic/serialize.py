@@ -203,7 +203,7 @@ def _rebuild(data: dict[str, Any]) -> Model:
 
 
 MODEL_JSON_LIMITS = JsonLimits(max_bytes=16 * 1024 * 1024, max_depth=2 * EXPR_LIMITS.max_depth + 8,
-                               max_nodes=1_000_000, max_members=50_000, max_string=100_000)
+                               max_nodes=100_000, max_members=50_000, max_string=100_000)
 """Model JSON comes from the sandbox, an LLM or a file: read against these before anything
 else (an expression nests two JSON levels per level, plus the document's own few)."""
 
