@@ -66,6 +66,34 @@ def _local(settings: SandboxSettings) -> Sandbox:
                                     single_use=settings.prestart and not settings.warm))
 
 
+def backend_source(flag: str | None) -> str:
+    """Where the backend choice comes from: the flag when given, else ``MMW_SANDBOX``.
+
+    ``--backend`` wins only when it is actually given; an unset flag defers to the
+    environment, so ``MMW_SANDBOX=local mmw check`` runs locally.
+    """
+    if flag:
+        return f"--backend {flag}"
+    env = os.environ.get("MMW_SANDBOX")
+    return f"MMW_SANDBOX={env}" if env else "default"
+
+
+def describe(sb: Sandbox) -> str:
+    """One phrase for which sandbox actually runs the code: ``local (bwrap)``,
+    ``local (bwrap, warm)``, ``container (mmw-sandbox:TAG, warm)``."""
+    details: list[str] = []
+    if getattr(sb, "mode", None):
+        details.append(str(sb.mode))  # type: ignore[attr-defined]
+    if getattr(sb, "image", None):
+        details.append(str(sb.image))  # type: ignore[attr-defined]
+    config = getattr(sb, "config", None)
+    if getattr(config, "single_use", False):
+        details.append("prestart")
+    elif getattr(config, "warm", False):
+        details.append("warm")
+    return f"{sb.name} ({', '.join(details)})" if details else sb.name
+
+
 def open_sandbox(settings: SandboxSettings | None = None) -> Sandbox:
     """A ready sandbox for ``settings`` (default: from the environment); SandboxError if none."""
     settings = settings or SandboxSettings.from_env()

@@ -3,16 +3,22 @@
 Docker Engine or Podman's ``podman system service`` (which speaks the same
 API). Each container: no network, read-only root, a sized tmpfs work dir,
 memory = memory+swap limit, CPU and pids limits, user 65534, all
-capabilities dropped, no-new-privileges, explicit ulimits (nofile and nproc
-at or below ours: Podman without CAP_SYS_RESOURCE cannot raise them), an init
-as pid 1, and removal afterwards. Never pulls: a missing or stale image is a
-clear error naming ``mmw sandbox build-image``.
+capabilities dropped, no-new-privileges, the engine's default seccomp
+profile, explicit ulimits (nofile and nproc at or below ours: Podman without
+CAP_SYS_RESOURCE cannot raise them), and removal afterwards. Never pulls: a
+missing or stale image is a clear error naming ``mmw sandbox build-image``.
 
 Inside, :mod:`sandbox.guest` supervises each run (rlimits, wall clock,
-output caps, killing everything the run started). The host talks to it over
-the container's attach stream, one JSON line each way; the host also keeps
-an outer deadline and kills the container if the guest stops answering.
-With ``warm=True`` one container serves every run of this sandbox object.
+output caps, mmw's own seccomp filter on top of the engine's, killing
+everything the run started). It is the container's pid 1 (no separate init:
+an init would hold the attach stream's pipes where the code could open them
+through ``/proc/1/fd``), non-dumpable, and it reaps orphans itself. The host
+talks to it over the attach stream, one line each way, and accepts only an
+answer tagged with the current request's nonce (:mod:`sandbox.protocol`); a
+forged line fails the run and a warm container that carried one is removed.
+The host also keeps an outer deadline and kills the container if the guest
+stops answering. With ``warm=True`` one container serves every run of this
+sandbox object.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ import time
 from dataclasses import dataclass
 
 from sandbox import image as image_mod
-from sandbox.protocol import decode_answer, encode_request, parse_answer_line
+from sandbox import seccomp as seccomp_mod
+from sandbox.protocol import (
+    Answer,
+    decode_answer,
+    encode_request,
+    max_answer_bytes,
+    new_nonce,
+    read_answer,
+)
 from sandbox.spec import (
     Guarantees,
     LimitHit,
@@ -127,18 +141,25 @@ class _Channel:
         with contextlib.suppress(OSError):
             self.raw.shutdown(socket.SHUT_WR)
 
+    def _split(self) -> bool:
+        """Move complete multiplexed frames (8-byte header: stream, 0, 0, 0, size) from the
+        raw buffer to stdout/stderr; whether any was complete."""
+        moved = False
+        while len(self.buf) >= 8:
+            stream, size = self.buf[0], struct.unpack(">I", self.buf[4:8])[0]
+            if len(self.buf) < 8 + size:
+                break
+            payload, self.buf = self.buf[8:8 + size], self.buf[8 + size:]
+            if stream == 2:
+                self.stderr = (self.stderr + payload)[-65536:]
+            else:
+                self.stdout += payload
+            moved = True
+        return moved
+
     def _frame(self, deadline: float) -> bool:
-        """Read one multiplexed frame (8-byte header: stream, 0, 0, 0, size)."""
-        while True:
-            if len(self.buf) >= 8:
-                stream, size = self.buf[0], struct.unpack(">I", self.buf[4:8])[0]
-                if len(self.buf) >= 8 + size:
-                    payload, self.buf = self.buf[8:8 + size], self.buf[8 + size:]
-                    if stream == 2:
-                        self.stderr = (self.stderr + payload)[-65536:]
-                    else:
-                        self.stdout += payload
-                    return True
+        """Read until at least one more frame is complete; False when the stream ended."""
+        while not self._split():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
@@ -147,15 +168,36 @@ class _Channel:
             if not chunk:
                 return False
             self.buf += chunk
+        return True
 
-    def answer(self, deadline: float) -> dict | None:
-        """The guest's next ``MMW-RESULT`` line; None if the stream ended first."""
+    def answer(self, deadline: float, nonce: str, max_bytes: int) -> Answer | None:
+        """The guest's answer to the request sent with ``nonce`` (or why the line read is
+        not it); None if the stream ended first."""
         while True:
-            answer, self.stdout = parse_answer_line(self.stdout)
+            answer, self.stdout = read_answer(self.stdout, nonce, max_bytes)
             if answer is not None:
                 return answer
             if not self._frame(deadline):
                 return None
+
+    def stray(self) -> bool:
+        """Whether anything arrived on stdout since the last answer. Nothing genuine can:
+        the guest speaks only when asked. A stream that ended counts as stray too."""
+        try:
+            self.raw.setblocking(False)
+            try:
+                chunk = self.raw.recv(1 << 16)
+            finally:
+                self.raw.setblocking(True)
+        except (BlockingIOError, InterruptedError):
+            chunk = None
+        except OSError:
+            return True
+        if chunk == b"":
+            return True
+        self.buf += chunk or b""
+        self._split()
+        return bool(self.stdout)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -173,6 +215,12 @@ class ContainerSandbox:
         self.image = resolve_image(self.client, self.config.image)
         self._warm: tuple[object, _Channel, tuple] | None = None
         self._lock = threading.Lock()  # one request at a time on the warm channel
+        try:
+            self._seccomp: bytes | None = seccomp_mod.program()
+            self._seccomp_note = "mmw's seccomp filter on each run, on top of the engine's"
+        except seccomp_mod.SeccompUnavailable as exc:
+            self._seccomp = None
+            self._seccomp_note = f"engine's default seccomp profile only ({exc})"
 
     def guarantees(self) -> Guarantees:
         return Guarantees(
@@ -181,11 +229,16 @@ class ContainerSandbox:
             memory="cgroup (memory = memory+swap)", pids="cgroup pids limit",
             process_tree_killed=True,
             notes=("runs as uid 65534 with all capabilities dropped and no-new-privileges",
+                   self._seccomp_note + " (no ptrace, io_uring, bpf, nested namespaces, "
+                   "mounts, SysV IPC)",
+                   "answers are authenticated per request; a forged line fails the run",
                    "shares the host kernel (a kernel exploit escapes)") + (
                    ("warm: one container serves many runs; the guest kills every leftover "
-                    "process between runs",
-                    "warm: code shares uid 65534 with the in-container guest, so it can disturb "
-                    "or forge its own container's answers (results are data, never executed)",
+                    "process and empties /sandbox, /tmp, /var/tmp, /dev/shm and /dev/mqueue "
+                    "between runs",
+                    "warm: each run is a fork of the same guest, so it can read what earlier "
+                    "runs of this sandbox left in the guest's memory (their requests); use "
+                    "cold mode where runs must not see each other",
                     ) if self.config.warm else ()),
         )
 
@@ -204,7 +257,7 @@ class ContainerSandbox:
             ulimits=[Ulimit(name="nofile", soft=1024, hard=1024),
                      Ulimit(name="nproc", soft=1000, hard=1000),
                      Ulimit(name="core", soft=0, hard=0)],
-            nano_cpus=int(self.config.cpus * 1e9), init=True,
+            nano_cpus=int(self.config.cpus * 1e9), init=False,
         )
         c = self.client.api.create_container(
             self.image, command=["python3", "-m", "sandbox.guest"], user="65534:65534",
@@ -234,8 +287,8 @@ class ContainerSandbox:
 
     def _warm_channel(self, spec: RunSpec):
         key = (spec.limits.memory_bytes, spec.limits.pids, spec.limits.workdir_bytes)
-        if self._warm is not None and self._warm[2] != key:
-            self.close()  # container-level limits differ: start one that matches
+        if self._warm is not None and (self._warm[2] != key or self._warm[1].stray()):
+            self.close()  # other container-level limits, or a channel with stray bytes on it
         if self._warm is None:
             cid, ch = self._create(spec)
             self._warm = (cid, ch, key)
@@ -252,16 +305,17 @@ class ContainerSandbox:
         start = time.monotonic()
         cid = None
         ch: _Channel | None = None
+        nonce = new_nonce()
         try:
             if self.config.warm:
                 cid, ch = self._warm_channel(spec)
             else:
                 cid, ch = self._create(spec)
-            ch.send(encode_request(spec))
+            ch.send(encode_request(spec, nonce, self._seccomp))
             if not self.config.warm:
                 ch.close_input()
             deadline = time.monotonic() + spec.limits.wall_s + self.config.start_timeout_s
-            answer = ch.answer(deadline)
+            answer = ch.answer(deadline, nonce, max_answer_bytes(spec.limits))
         except TimeoutError:
             self._discard(cid, ch)
             return failed_result(self.name, g, "the in-container guest stopped answering; "
@@ -270,13 +324,17 @@ class ContainerSandbox:
             self._discard(cid, ch)
             return failed_result(self.name, g, f"{type(exc).__name__}: {exc}",
                                  time.monotonic() - start)
+        if answer is not None and answer.forged:
+            self._discard(cid, ch)  # never ask a channel that carried a forged line again
+            return failed_result(self.name, g, f"{answer.error}; container removed",
+                                 time.monotonic() - start)
         if not self.config.warm or answer is None:
             oom = self._oom_killed(cid)
             self._discard(cid, ch)
         else:
             oom = False
         wall = time.monotonic() - start
-        if answer is None:
+        if answer is None or answer.payload is None:
             detail = ch.stderr.decode("utf-8", "replace")[-2000:]
             if oom:
                 return RunResult(
@@ -285,7 +343,10 @@ class ContainerSandbox:
                     files={}, wall_s=wall, backend=self.name, guarantees=g)
             return failed_result(self.name, g, f"container ended without an answer: {detail}",
                                  wall)
-        return decode_answer(answer, self.name, g, wall, oom_killed=oom)
+        result = decode_answer(answer.payload, self.name, g, wall, oom_killed=oom)
+        if result.error is not None and self.config.warm:
+            self._discard(cid, ch)  # a guest that failed is replaced, not trusted again
+        return result
 
     def _oom_killed(self, cid) -> bool:
         try:

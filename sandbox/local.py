@@ -4,9 +4,12 @@ Preference order, strongest first:
 
 1. ``bwrap`` (bubblewrap): new user, pid, net, ipc, uts and mount namespaces;
    the code sees only the interpreter's own directories (read-only), a fresh
-   ``/tmp``, and its work dir. Never all of ``/``: a read-only bind of ``/``
-   still exposes host Unix sockets (a container engine's socket is a root
-   escape), and ``connect()`` needs no write permission.
+   ``/tmp``, ``/dev/shm`` and ``/dev/mqueue``, and its work dir; the root and
+   ``/dev`` are read-only; a seccomp filter compiled by libseccomp
+   (:mod:`sandbox.seccomp`: no ptrace, io_uring, bpf, nested namespaces,
+   mounts, SysV IPC; EPERM, not a kill). Never all of ``/``: a read-only bind
+   of ``/`` still exposes host Unix sockets (a container engine's socket is a
+   root escape), and ``connect()`` needs no write permission.
 2. ``unshare``: pid and net namespaces (no network, the tree dies with its
    init) but the host filesystem stays visible.
 3. ``plain``: an ordinary subprocess, flagged ``isolated=False``; refused
@@ -31,10 +34,11 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox import seccomp as seccomp_mod
 from sandbox import supervise
 from sandbox.cgroup import CgroupPool, RunCgroup, join_command
 from sandbox.local_warm import GUEST_PIDS, WARM_MEMORY_HEADROOM, WarmGuest
-from sandbox.protocol import decode_answer, encode_request
+from sandbox.protocol import decode_answer, encode_request, max_answer_bytes, new_nonce
 from sandbox.spec import (
     Guarantees,
     LimitHit,
@@ -103,7 +107,7 @@ def probe_mode(config: LocalConfig) -> str | None:
         if mode == "bwrap":
             bw = shutil.which("bwrap")
             if bw and _works([bw, *_bwrap_fs_args(config), "--unshare-all", "--die-with-parent",
-                              "--", "/bin/true"]):
+                              *_BWRAP_SEAL, "--", "/bin/true"]):
                 return mode
         elif mode == "unshare":
             un = shutil.which("unshare")
@@ -118,6 +122,11 @@ MEMORY_HEADROOM = 32 * MiB  # bwrap, its init and the launcher share the run's m
 
 _BWRAP_ISOLATION = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                     "--hostname", "sandbox", "--uid", "65534", "--gid", "65534"]
+
+# Last before the command: binds and tmpfs mounts above need a writable root to create
+# their mount points; once they are in place, nothing a run writes outside them survives.
+_BWRAP_SEAL = ["--remount-ro", "/dev", "--remount-ro", "/"]
+SHM_BYTES = 16 * MiB
 
 _UNSHARE_FLAGS = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child",
                   "--mount-proc", "--net", "--ipc", "--uts"]
@@ -177,7 +186,8 @@ def _bwrap_fs_args(config: LocalConfig) -> list[str]:
     mech = os.path.join(config.mmw_root, "mechanistic")
     if os.path.isdir(mech):
         args += ["--ro-bind", mech, "/opt/mmw/mechanistic"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+             "--mqueue", "/dev/mqueue"]
     return args
 
 
@@ -205,6 +215,12 @@ class LocalSandbox:
         self._warm: WarmGuest | None = None
         self._lock = threading.Lock()
         self.warm = self.config.warm and self.mode == "bwrap"
+        self._seccomp_error = None
+        if self.mode == "bwrap":
+            try:
+                seccomp_mod.program()
+            except seccomp_mod.SeccompUnavailable as exc:
+                self._seccomp_error = str(exc)
         self._pool = CgroupPool()
         # the pool's directories are removed even if close() is never called
         self._finalizer = weakref.finalize(self, self._pool.close)
@@ -221,6 +237,14 @@ class LocalSandbox:
             notes.append("memory bounded per process by RLIMIT_DATA, not in total (no writable "
                          "memory cgroup)")
         notes.append("work dir is a host temp dir: disk use bounded per file by RLIMIT_FSIZE")
+        if self.mode == "bwrap" and self._seccomp_error is None:
+            notes.append("seccomp (libseccomp): ptrace, process_vm_*, io_uring, bpf, perf, "
+                         "keyrings, userfaultfd, mounts, unshare/setns and clone with namespace "
+                         "flags, SysV IPC fail with EPERM")
+        elif self.mode == "bwrap":
+            notes.append(f"NO seccomp filter: {self._seccomp_error}")
+        else:
+            notes.append("no seccomp filter (bwrap mode only)")
         pids = "cgroup pids.max" if self._cg_pids else "wall clock only"
         memory = "cgroup + rlimit-data" if self._cg_memory else "rlimit-data"
         if self.warm and self.config.single_use:
@@ -230,9 +254,13 @@ class LocalSandbox:
         elif self.warm:
             notes = [n for n in notes if not n.startswith("work dir is a host")]
             notes += ["warm: one bwrap sandbox serves many runs (fresh dir on a sized tmpfs "
-                      "each); the guest kills every leftover process between runs",
-                      "warm: code shares a uid with the guest, so it can disturb or forge its "
-                      "own sandbox's answers (results are data, never executed)"]
+                      "each); the guest kills every leftover process and empties /sandbox, "
+                      "/tmp, /dev/shm and /dev/mqueue between runs",
+                      "warm: answers are authenticated per request; a forged line fails the "
+                      "run and the guest is replaced",
+                      "warm: each run is a fork of the same guest, so it can read what earlier "
+                      "runs left in the guest's memory (their requests); use cold or "
+                      "prestart mode where runs must not see each other"]
         if self.mode == "bwrap":
             return Guarantees(
                 backend="local/bwrap", isolated=True, network="none",
@@ -272,28 +300,47 @@ class LocalSandbox:
             env = {**_BASE_ENV, "HOME": "/sandbox",
                    "PYTHONPATH": ":".join(["/opt/mmw", *self._site]),
                    "MMW_GUEST_PRELOAD": ",".join(self.config.preload)}
+            # --as-pid-1: the guest is the namespace's init, so no bwrap init holds its
+            # channel (the init keeps stdin/stdout, reachable through /proc/1/fd)
             argv = [shutil.which("bwrap") or "bwrap", *self._fs_args,
                     "--ro-bind", str(Path(__file__).resolve().parent), "/opt/mmw/sandbox",
                     "--size", str(lim.workdir_bytes), "--tmpfs", "/sandbox",
-                    "--chdir", "/sandbox", *_BWRAP_ISOLATION, "--clearenv"]
+                    "--chdir", "/sandbox", *_BWRAP_ISOLATION, "--as-pid-1", "--clearenv"]
             for k, v in env.items():
                 argv += ["--setenv", k, v]
-            argv += ["--", self.config.python, "-S", "-m", "sandbox.guest"]
-            cgroup = (self._pool.acquire(lim.pids + GUEST_PIDS,
-                                         lim.memory_bytes + WARM_MEMORY_HEADROOM)
-                      if self._cgroup_ok else None)
-            self._warm = WarmGuest(argv, cgroup, key)
+            fd = self._seccomp_fd()
+            try:
+                argv += [*_BWRAP_SEAL, *(["--seccomp", str(fd)] if fd is not None else []),
+                         "--", self.config.python, "-S", "-m", "sandbox.guest"]
+                cgroup = (self._pool.acquire(lim.pids + GUEST_PIDS,
+                                             lim.memory_bytes + WARM_MEMORY_HEADROOM)
+                          if self._cgroup_ok else None)
+                self._warm = WarmGuest(argv, cgroup, key, pass_fds=(fd,) if fd is not None
+                                       else ())
+            finally:
+                if fd is not None:
+                    os.close(fd)
         return self._warm
+
+    def _seccomp_fd(self) -> int | None:
+        """A fresh fd with the compiled filter for one bwrap launch (None: no filter here)."""
+        if self.mode != "bwrap" or self._seccomp_error is not None:
+            return None
+        return seccomp_mod.program_fd()
 
     def _run_warm(self, spec: RunSpec) -> RunResult:
         g = self.guarantees()
         start = time.monotonic()
+        nonce = new_nonce()
         with self._lock:
             try:
+                if self._warm is not None and self._warm.stray():
+                    self._stop_warm()  # bytes nobody asked for: a poisoned channel
                 guest = self._warm_guest(spec)
                 ooms = guest.cgroup.oom_kills() if guest.cgroup is not None else -1
-                answer = guest.request(encode_request(spec),
-                                       time.monotonic() + spec.limits.wall_s + 30.0)
+                answer = guest.request(encode_request(spec, nonce),
+                                       time.monotonic() + spec.limits.wall_s + 30.0,
+                                       nonce, max_answer_bytes(spec.limits))
             except TimeoutError:
                 self._stop_warm()
                 return failed_result(self.name, g, "the warm guest stopped answering; killed",
@@ -304,7 +351,11 @@ class LocalSandbox:
                                      time.monotonic() - start)
             cg = self._warm.cgroup if self._warm is not None else None
             oom = cg is not None and ooms >= 0 and cg.oom_kills() > ooms
-            if answer is None:
+            if answer is not None and answer.forged:
+                self._stop_warm()  # never ask a channel that carried a forged line again
+                return failed_result(self.name, g, f"{answer.error}; warm guest replaced",
+                                     time.monotonic() - start)
+            if answer is None or answer.payload is None:
                 self._stop_warm()
                 if oom:
                     return RunResult(
@@ -315,12 +366,15 @@ class LocalSandbox:
                 return failed_result(self.name, g, "the warm guest ended (killed by the code?)",
                                      time.monotonic() - start)
             wall = time.monotonic() - start
-            if self.config.single_use:
-                self._stop_warm()
-                self._warm_guest(spec)  # the next run's sandbox starts now, in the background
-        return decode_answer(answer, self.name, g, wall, oom_killed=oom)
+            result = decode_answer(answer.payload, self.name, g, wall, oom_killed=oom)
+            if self.config.single_use or result.error is not None:
+                self._stop_warm()  # prestart: one run per sandbox; a failed guest: replaced
+                if self.config.single_use:
+                    self._warm_guest(spec)  # the next run's sandbox starts now
+        return result
 
-    def _argv(self, spec: RunSpec, workdir: str) -> tuple[list[str], str, dict[str, str]]:
+    def _argv(self, spec: RunSpec, workdir: str,
+              seccomp_fd: int | None = None) -> tuple[list[str], str, dict[str, str]]:
         argv = list(spec.argv)
         env = {**_BASE_ENV, **spec.env}
         if argv[0] in ("python", "python3"):
@@ -333,6 +387,9 @@ class LocalSandbox:
                   *self._fs_args, "--chdir", "/sandbox", *_BWRAP_ISOLATION, "--clearenv"]
             for k, v in env.items():
                 bw += ["--setenv", k, v]
+            bw += _BWRAP_SEAL
+            if seccomp_fd is not None:
+                bw += ["--seccomp", str(seccomp_fd)]
             return [*bw, "--", *argv], workdir, {}
         env["HOME"] = workdir
         env["PYTHONPATH"] = env["PYTHONPATH"].replace("/opt/mmw", os.path.join(workdir, ".mmw"), 1)
@@ -348,7 +405,9 @@ class LocalSandbox:
         workdir = tempfile.mkdtemp(prefix="mmw-sandbox-")
         cgroup = (self._pool.acquire(spec.limits.pids, spec.limits.memory_bytes + MEMORY_HEADROOM)
                   if self._cgroup_ok else None)
+        seccomp_fd = None
         try:
+            seccomp_fd = self._seccomp_fd()
             supervise.write_files(workdir, spec.files)
             if self.mode != "bwrap":  # no bind mounts: give mechanistic a path in the work dir
                 mech = os.path.join(self.config.mmw_root, "mechanistic")
@@ -356,7 +415,7 @@ class LocalSandbox:
                     os.makedirs(os.path.join(workdir, ".mmw"), exist_ok=True)
                     os.symlink(mech, os.path.join(workdir, ".mmw", "mechanistic"))
             os.chmod(workdir, 0o777)
-            argv, cwd, env = self._argv(spec, workdir)
+            argv, cwd, env = self._argv(spec, workdir, seccomp_fd)
             limits = _limit_dict(spec.limits)
             preexec = None
             if self._prlimit:
@@ -381,7 +440,8 @@ class LocalSandbox:
 
             ooms = cgroup.oom_kills() if cgroup is not None else -1
             out = supervise.supervise(argv, cwd=cwd, env=env, limits=limits, stdin=spec.stdin,
-                                      preexec_fn=preexec, kill_tree=kill_tree)
+                                      preexec_fn=preexec, kill_tree=kill_tree,
+                                      pass_fds=(seccomp_fd,) if seccomp_fd is not None else ())
             if self.mode == "bwrap":
                 _signal_from_bwrap_status(out)
             if (ooms >= 0 and cgroup is not None and cgroup.oom_kills() > ooms
@@ -391,6 +451,8 @@ class LocalSandbox:
         except Exception as exc:  # the sandbox failed, not the code: still a result
             return failed_result(self.name, g, f"{type(exc).__name__}: {exc}")
         finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
             if cgroup is not None:
                 self._pool.release(cgroup)
             shutil.rmtree(workdir, ignore_errors=True)

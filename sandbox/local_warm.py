@@ -9,8 +9,15 @@ every leftover process between runs. The host speaks the same line protocol
 as with a container, over plain pipes.
 
 What changes against a fresh sandbox per run: runs of one session share the
-sandbox's namespaces and its tmpfs (each gets a fresh directory, removed
-afterwards), and the code shares a uid with the guest.
+sandbox's namespaces and its tmpfs mounts (the guest empties the work dir,
+``/tmp``, ``/dev/shm`` and ``/dev/mqueue`` between runs; the root and ``/dev``
+are read-only; SysV IPC is denied by the seccomp filter), each run is a fork
+of the same guest (it can read what earlier runs left in the guest's memory),
+and the code shares a uid with the guest. It cannot reach the guest's
+channel: the guest is bwrap's pid 1 (``--as-pid-1``: no bwrap init holding
+the pipes) and non-dumpable, and answers are authenticated per request
+(:mod:`sandbox.protocol`); a line that is not the current answer fails the
+run and the guest is killed and replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections.abc import Sequence
 
 from sandbox.cgroup import RunCgroup, join_command
-from sandbox.protocol import parse_answer_line
+from sandbox.protocol import Answer, read_answer
 
 GUEST_PIDS = 8  # the guest and bwrap's init, on top of the run's own pids limit
 WARM_MEMORY_HEADROOM = 256 * 1024 * 1024  # the guest holding sympy + mechanistic, forks' COW
@@ -33,14 +40,16 @@ WARM_MEMORY_HEADROOM = 256 * 1024 * 1024  # the guest holding sympy + mechanisti
 class WarmGuest:
     """A ``python -m sandbox.guest`` inside bwrap, fed one request line at a time."""
 
-    def __init__(self, argv: Sequence[str], cgroup: RunCgroup | None, key: tuple) -> None:
+    def __init__(self, argv: Sequence[str], cgroup: RunCgroup | None, key: tuple,
+                 pass_fds: tuple[int, ...] = ()) -> None:
         self.key = key
         self.cgroup = cgroup
         launch = list(argv)
         if cgroup is not None:
             launch = join_command(cgroup, launch)
         self.proc = subprocess.Popen(launch, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     pass_fds=pass_fds)
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.buffer = b""
@@ -48,8 +57,10 @@ class WarmGuest:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, line: bytes, deadline: float) -> dict | None:
-        """Send one request; the answer, or None if the guest died. TimeoutError past deadline."""
+    def request(self, line: bytes, deadline: float, nonce: str,
+                max_bytes: int) -> Answer | None:
+        """Send one request; its answer (or why the line read is not it), None if the guest
+        died. TimeoutError past ``deadline``."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
             self.proc.stdin.write(line)
@@ -59,7 +70,7 @@ class WarmGuest:
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             while True:
-                answer, self.buffer = parse_answer_line(self.buffer)
+                answer, self.buffer = read_answer(self.buffer, nonce, max_bytes)
                 if answer is not None:
                     return answer
                 left = deadline - time.monotonic()
@@ -74,6 +85,21 @@ class WarmGuest:
                 if not chunk:
                     return None
                 self.buffer += chunk
+
+    def stray(self) -> bool:
+        """Whether anything came on the channel since the last answer (nothing genuine can:
+        the guest speaks only when asked), or the guest is gone."""
+        assert self.proc.stdout is not None
+        if self.buffer or not self.alive():
+            return True
+        try:
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        self.buffer += chunk
+        return True
 
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -64,6 +64,63 @@ def rlimit_setter(limits: Mapping[str, float], *, data: bool = True) -> Callable
     return apply
 
 
+_PR_SET_DUMPABLE = 4
+_PR_SET_SECCOMP = 22
+_PR_SET_NO_NEW_PRIVS = 38
+_SECCOMP_MODE_FILTER = 2
+
+
+def _prctl() -> Any:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = libc.prctl
+    fn.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """``prctl(PR_SET_DUMPABLE)``: a non-dumpable process's ``/proc/PID/{fd,mem,environ}``
+    belong to root and it cannot be ptraced, even by code running as the same uid."""
+    import ctypes
+
+    if _prctl()(_PR_SET_DUMPABLE, int(dumpable), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_DUMPABLE): {os.strerror(err)}")
+
+
+class SeccompInstaller:
+    """Installs a compiled BPF ``program`` on the calling process when called.
+
+    Built in the parent (ctypes loaded, the ``sock_fprog`` laid out) so the child, between
+    fork and exec, only makes two ``prctl`` calls. The program comes from libseccomp on the
+    host (:mod:`sandbox.seccomp`); this only hands its bytes to the kernel. Filters stack:
+    one installed here adds to whatever the container engine installed, never loosens it.
+    """
+
+    def __init__(self, program: bytes) -> None:
+        import ctypes
+
+        if not program or len(program) % 8 or len(program) // 8 > 4096:
+            raise ValueError("a seccomp program is 1..4096 instructions of 8 bytes")
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        self._ctypes = ctypes
+        self._buf = ctypes.create_string_buffer(program, len(program))
+        self._fprog = SockFprog(len(program) // 8, ctypes.cast(self._buf, ctypes.c_void_p))
+        self._prctl = _prctl()
+
+    def __call__(self) -> None:
+        if self._prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(self._ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER,
+                       self._ctypes.addressof(self._fprog), 0, 0) != 0:
+            raise OSError(self._ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
 def prlimit_flags(limits: Mapping[str, float]) -> list[str]:
     """The same rlimits as :func:`rlimit_setter`, as flags of util-linux ``prlimit``."""
     cpu = int(limits["cpu_s"])
@@ -188,6 +245,7 @@ def supervise(
     preexec_fn: Callable[[], None] | None = None,
     kill_tree: Callable[[subprocess.Popen[bytes]], None] | None = None,
     fork_target: Callable[[], int] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> dict:
     """Start ``argv`` in a new session, pump its output under caps, enforce the wall clock.
 
@@ -195,7 +253,8 @@ def supervise(
     ``kill_tree`` (default: SIGKILL to its process group) ends everything it
     started, so a daemon holding the pipes open cannot stall us. With
     ``fork_target``, the child is a fork running that callable (see
-    :class:`ForkedChild`) and ``argv`` is only a label.
+    :class:`ForkedChild`) and ``argv`` is only a label. ``pass_fds``: extra fds the
+    exec'd process keeps (bwrap's ``--seccomp FD``).
     """
     cap = int(limits["output_bytes"])
     wall = float(limits["wall_s"])
@@ -208,7 +267,7 @@ def supervise(
             proc = subprocess.Popen(
                 argv, cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec_fn,
-                close_fds=True,
+                close_fds=True, pass_fds=pass_fds,
             )
     except OSError as exc:
         return {"exit_code": 127, "signal": None, "timed_out": False, "limit_hit": None,

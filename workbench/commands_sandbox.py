@@ -17,7 +17,8 @@ import typer
 EXIT_FAILED = 1  # the module failed, or a blocking check failed
 EXIT_BAD_INPUT = 2  # missing file, no usable sandbox
 
-BackendOpt = Annotated[str, typer.Option("--backend", help="auto, container or local.")]
+BackendOpt = Annotated[str | None, typer.Option(
+    "--backend", help="auto, container or local [default: $MMW_SANDBOX, else auto].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -34,12 +35,17 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def doctor(json_out: JsonOpt = False, backend: BackendOpt = "auto") -> None:
+def doctor(json_out: JsonOpt = False, backend: BackendOpt = None) -> None:
     """Which sandbox backends answer here, which one `auto` picks, and what each guarantees."""
-    from sandbox.auto import SandboxSettings
+    from sandbox.auto import SandboxSettings, backend_source
     from sandbox.auto import doctor as run_doctor
 
-    report = run_doctor(SandboxSettings.from_env(backend=backend))
+    try:
+        settings = SandboxSettings.from_env(backend=backend)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    report = run_doctor(settings)
+    report["selected_by"] = backend_source(backend)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(0 if report["auto"] else EXIT_BAD_INPUT)
@@ -56,7 +62,11 @@ def doctor(json_out: JsonOpt = False, backend: BackendOpt = "auto") -> None:
                 con.print(f"    note: {note}")
         else:
             con.print(f"[red]✗[/red] {name}: {info['reason']}")
-    con.print(f"auto picks: [bold]{report['auto'] or 'nothing (no sandbox available)'}[/bold]")
+    picks = "auto picks" if report["selected"] == "auto" else f"{report['selected']} is"
+    state = report["auto"] or "nothing (no sandbox available)"
+    if report["selected"] != "auto":
+        state = "available" if report["auto"] else "not available"
+    con.print(f"{picks}: [bold]{state}[/bold] (selected by {report['selected_by']})")
     if not report["auto"]:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -83,11 +93,11 @@ def build_image(
 def check(
     module: Annotated[Path, typer.Argument(help="A DSL module (.py) declaring one Model.")],
     json_out: JsonOpt = False,
-    backend: BackendOpt = "auto",
+    backend: BackendOpt = None,
     timeout: Annotated[float, typer.Option(help="Wall-clock limit in seconds.")] = 20.0,
 ) -> None:
     """Run a module in the sandbox, then the model's structural checks."""
-    from sandbox.auto import SandboxSettings, open_sandbox
+    from sandbox.auto import SandboxSettings, backend_source, describe, open_sandbox
     from sandbox.runner import run_model_module
     from sandbox.spec import Limits, SandboxError
 
@@ -98,6 +108,7 @@ def check(
         sb = open_sandbox(SandboxSettings.from_env(backend=backend))
     except (SandboxError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    used = f"{describe(sb)}, selected by {backend_source(backend)}"
     try:
         result = run_model_module(module.read_text(errors="replace"), filename=module.name,
                                   sandbox=sb, limits=limits)
@@ -110,7 +121,7 @@ def check(
     blocking = [c for c in checks if not c["passed"] and c.get("severity", "error") == "error"]
     ok = result.ok and check_error is None and not blocking
     if json_out:
-        out = {"module": str(module), "ok": ok, "backend": result.run.backend,
+        out = {"module": str(module), "ok": ok, "backend": result.run.backend, "sandbox": used,
                "guarantees": result.run.guarantees.to_dict(), "ran": result.ok,
                "error": result.error.to_dict() if result.error else None,
                "check_error": check_error, "checks": checks,
@@ -118,6 +129,7 @@ def check(
                "wall_s": result.run.wall_s}
         typer.echo(json.dumps(out, indent=2))
         raise typer.Exit(0 if ok else EXIT_FAILED)
+    _console().print(f"sandbox: {used}", markup=False)
     _print_check(result, checks, check_error, module)
     raise typer.Exit(0 if ok else EXIT_FAILED)
 
