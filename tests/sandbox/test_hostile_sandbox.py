@@ -194,7 +194,7 @@ def test_forged_line_during_a_run_fails_it_and_replaces_the_guest(private_warm):
     timer = threading.Timer(0.4, _inject, (sb, line * 2))
     timer.start()
     t = time.monotonic()
-    r = sb.run(RunSpec(argv=("python3", "-c", "import time; time.sleep(1.5)"), limits=LIMITS))
+    r = sb.run(RunSpec(argv=("python3", "-c", "import time; time.sleep(5)"), limits=LIMITS))
     timer.join()
     assert time.monotonic() - t < HOST_BOUND_S
     assert not r.ok and r.error and FORGED in r.error and "replaced" in r.error, r.summary()
@@ -277,3 +277,21 @@ def test_decode_answer_refuses_malformed_answers(payload, what):
 def test_decode_answer_reads_a_well_formed_answer():
     r = decode_answer(_with(files={"f": base64.b64encode(b"\x00\x01").decode()}), "t", G, 0.5)
     assert r.ok and r.stdout == "hi" and r.files == {"f": b"\x00\x01"} and r.wall_s == 0.5
+
+
+KILL_WORKER = ("import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\n"
+               "os.kill(1, signal.SIGKILL)  # the notary: pid 1, cannot be killed from inside\n"
+               "time.sleep(2)\n")
+
+
+@pytest.mark.parametrize("name", [
+    "local_warm", pytest.param("container_warm", marks=pytest.mark.container)])
+def test_code_that_kills_the_guest_fails_its_run_only(request, name):
+    sb = request.getfixturevalue(name)
+    assert run_model_module(innocent("Before"), "b.py", sandbox=sb, limits=LIMITS).ok
+    t = time.monotonic()
+    r = sb.run(RunSpec(argv=("python3", "-c", KILL_WORKER), limits=LIMITS))
+    assert time.monotonic() - t < HOST_BOUND_S
+    assert not r.ok and r.error and "worker ended" in r.error, r.summary()
+    after = run_model_module(innocent("After"), "a.py", sandbox=sb, limits=LIMITS)
+    assert after.ok and model_name(after) == "After", after.error
