@@ -9,7 +9,9 @@
     RUN/candidates/ID/       simulator.py, model.json, checks.json, fit.json, node.json
 
 Files are written atomically (temp file + rename) so a reader, or a resumed run, never
-sees half a file. Everything here is JSON or source text: nothing is unpickled.
+sees half a file. Everything here is JSON or source text: nothing is unpickled. Files are
+read back as untrusted data (agent/runfiles.py): regular files inside the run, no link
+followed, each JSON file checked against its shape.
 """
 
 from __future__ import annotations
@@ -20,12 +22,25 @@ from typing import Any
 
 from agent.core import Candidate, Task, TrajectoryLog
 from agent.evaluate import Node
+from agent.runfiles import (
+    CANDIDATE_ID,
+    FIT,
+    MODEL_LIMIT,
+    NODE_FILE,
+    SOURCE_LIMIT,
+    TASK,
+    TREE,
+    read_run_json,
+    read_run_text,
+)
 from mechanistic.data import ObservedData, load_csv
+from mechanistic.errors import UntrustedDataError
 from mechanistic.files import write_atomic
 from mechanistic.inputs import inputs_from_meta
+from mechanistic.shapes import Shape
+from mechanistic.untrusted import file_inside, list_inside
 
 __all__ = ["RunStore"]
-
 
 
 def _dump(value: Any) -> str:
@@ -54,16 +69,17 @@ class RunStore:
         }))
 
     def read_task(self) -> tuple[Task, dict[str, Any]]:
-        path = self.root / "task.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.root}: not a run folder (no task.json)")
-        meta = json.loads(path.read_text())
-        data: ObservedData = load_csv(self.root / meta.get("data", "data.csv"),
-                                      time_column=meta.get("time_column"))
-        data, inputs = inputs_from_meta(data, meta.get("inputs") or [])
-        task = Task(meta["description"], data, float(meta["train_until"]),
-                    meta.get("validate_until"), meta.get("objectives", ""),
-                    meta.get("time_unit", "time"), inputs=inputs)
+        """The task and its meta, read as untrusted data (agent/runfiles.py): the data
+        file it names must be a regular file inside the run, reached without a link."""
+        try:
+            meta = read_run_json(self.root, "task.json", TASK)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.root}: not a run folder (no task.json)") from None
+        path = file_inside(self.root, meta["data"], f"{self.root.name}/task.json: data")
+        data: ObservedData = load_csv(path, time_column=meta["time_column"])
+        data, inputs = inputs_from_meta(data, meta["inputs"] or [])
+        task = Task(meta["description"], data, meta["train_until"], meta["validate_until"],
+                    meta["objectives"] or "", meta["time_unit"], inputs=inputs)
         return task, meta
 
     # ----------------------------------------------------------------- nodes
@@ -99,35 +115,65 @@ class RunStore:
             "nodes": [n.to_dict() for n in ranked],
         }))
 
+    def candidate_json(self, node_id: str, name: str, shape: Shape) -> Any:
+        """``candidates/ID/NAME`` checked against ``shape`` (FileNotFoundError if absent)."""
+        return read_run_json(self.root, self._candidate_file(node_id, name), shape)
+
+    def candidate_text(self, node_id: str, name: str, max_bytes: int = MODEL_LIMIT) -> str:
+        """``candidates/ID/NAME`` as text, bounded (FileNotFoundError if absent)."""
+        return read_run_text(self.root, self._candidate_file(node_id, name), max_bytes)
+
+    def _candidate_file(self, node_id: str, name: str) -> str:
+        return f"candidates/{CANDIDATE_ID(node_id, self.root.name, 'candidate id')}/{name}"
+
     def load_nodes(self) -> list[Node]:
-        """Finished nodes of an interrupted run, for ``--resume``."""
+        """Finished nodes of an interrupted run, for ``--resume``: every file read as
+        untrusted data, so a bad one is one UntrustedDataError naming it."""
         out = []
-        for folder in sorted((self.root / "candidates").glob("*")):
-            meta_path = folder / "node.json"
-            if not meta_path.is_file():
+        for entry in list_inside(self.root, "candidates", f"{self.root.name}/candidates"):
+            if entry.kind in ("link", "other"):
+                raise UntrustedDataError(f"{self.root.name}/candidates/{entry.name} is not a "
+                                         "plain folder (a link or a special file); remove it "
+                                         "to resume")
+            if entry.kind != "dir":
                 continue
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = self.candidate_json(entry.name, "node.json", NODE_FILE)
+            except FileNotFoundError:
+                continue  # not finished when the run stopped
             info = meta["candidate"]
+            if info["id"] != entry.name or meta["id"] != entry.name:
+                raise UntrustedDataError(f"{self.root.name}/candidates/{entry.name}/node.json "
+                                         f"describes candidate {info['id']!r}, not the folder's")
+            try:
+                source = self.candidate_text(entry.name, "simulator.py", SOURCE_LIMIT)
+            except FileNotFoundError:
+                raise UntrustedDataError(f"{self.root.name}/candidates/{entry.name}: node.json "
+                                         "without simulator.py") from None
             candidate = Candidate(
-                id=info["id"], source=(folder / "simulator.py").read_text(),
-                structure=info["structure"], origin=info.get("origin", "propose"),
-                parent=info.get("parent"), note=info.get("note", ""),
-                roles=info.get("roles", {}), proposer=info.get("proposer", ""))
-            fit_path = folder / "fit.json"
-            model_path = folder / "model.json"
+                id=info["id"], source=source, structure=info["structure"],
+                origin=info["origin"], parent=info["parent"], note=info["note"] or "",
+                roles=info["roles"], proposer=info["proposer"] or "")
             out.append(Node(
-                candidate, meta["status"], depth=meta.get("depth", 0),
-                repairs=meta.get("repairs", 0),
-                model_json=model_path.read_text() if model_path.is_file() else None,
-                error=meta.get("error"), checks=meta.get("checks", []),
-                fit=json.loads(fit_path.read_text()) if fit_path.is_file() else None,
-                validation_error=meta.get("validation_error"), aic=meta.get("aic"),
-                wall_time=meta.get("wall_time", 0.0), expanded=meta.get("expanded", False),
+                candidate, meta["status"], depth=meta["depth"], repairs=meta["repairs"],
+                model_json=self._optional(self.candidate_text, entry.name, "model.json"),
+                error=meta["error"], checks=meta["checks"],
+                fit=self._optional(self.candidate_json, entry.name, "fit.json", FIT),
+                validation_error=meta["validation_error"], aic=meta["aic"],
+                wall_time=meta["wall_time"], expanded=meta["expanded"],
             ))
         return out
 
+    @staticmethod
+    def _optional(read: Any, *args: Any) -> Any:
+        try:
+            return read(*args)
+        except FileNotFoundError:
+            return None
+
     def read_tree(self) -> dict[str, Any]:
-        path = self.root / "tree.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.root}: the run has no tree.json yet")
-        return json.loads(path.read_text())
+        """tree.json, checked against its shape (agent/runfiles.py)."""
+        try:
+            return read_run_json(self.root, "tree.json", TREE)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.root}: the run has no tree.json yet") from None

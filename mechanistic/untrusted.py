@@ -208,19 +208,7 @@ def read_inside(root: str | Path, relative: str | Path, what: str,
     FileNotFoundError if it does not exist (callers treat that as "not written yet");
     UntrustedDataError for a link, a non-regular file (FIFO, device, socket) or one too big.
     """
-    path = safe_child(root, relative, what)
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise UntrustedDataError(f"{what}: cannot inspect {path} ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UntrustedDataError(f"{what}: {path} is not a regular file; only plain files "
-                                 "are read from a run folder")
-    if info.st_size > max_bytes:
-        raise UntrustedDataError(f"{what}: {path} is {info.st_size} bytes, more than the "
-                                 f"limit of {max_bytes}")
+    path = file_inside(root, relative, what, max_bytes)
     return _read_open(path, what, max_bytes, getattr(os, "O_NOFOLLOW", 0))
 
 

@@ -23,18 +23,30 @@ __all__ = ["register", "select_candidates"]
 
 
 def select_candidates(run: Path, top_k: int) -> tuple[list[dict[str, Any]], str | None]:
-    """Ranked tree nodes to train on, and a notice when no review narrowed them."""
+    """Ranked tree nodes to train on, and a notice when no review narrowed them.
+
+    The run folder is read as untrusted data (agent/runfiles.py): tree.json and
+    review.json against their shapes, candidate files only if they are plain files
+    inside the run; a bad one is one clear error, not a traceback.
+    """
+    from agent.store import RunStore
+    from mechanistic.untrusted import file_inside
     from workbench.review.runs import approved_candidates
 
-    tree_path = run / "tree.json"
-    if not (run / "task.json").is_file() or not tree_path.is_file():
+    def present(relative: str) -> bool:
+        try:
+            file_inside(run, relative, f"{run.name}/{relative}")
+        except FileNotFoundError:
+            return False
+        return True
+
+    if not present("task.json") or not present("tree.json"):
         raise ValueError(f"{run}: not a finished run folder (needs task.json and tree.json); "
                          f"create one with `mmw model`")
-    nodes = [n for n in json.loads(tree_path.read_text()).get("nodes", [])
-             if n.get("status") == "ok" and (run / "candidates" / n["id"] / "model.json"
-                                             ).is_file()]
+    nodes = [n for n in RunStore(run).read_tree()["nodes"]
+             if n["status"] == "ok" and present(f"candidates/{n['id']}/model.json")]
     notice = None
-    if (run / "review.json").is_file():
+    if present("review.json"):
         approved = set(approved_candidates(run))
         nodes = [n for n in nodes if n["id"] in approved]
         if not nodes:
@@ -49,21 +61,33 @@ def select_candidates(run: Path, top_k: int) -> tuple[list[dict[str, Any]], str 
     return nodes, notice
 
 
+def _sgnn_dir(run: Path) -> Path:
+    """RUN/sgnn, refused when it (or the run's path inside it) is a symbolic link: the
+    checkpoint read and the results written stay inside the run."""
+    from mechanistic.untrusted import safe_child
+
+    return safe_child(run, "sgnn", f"{run.name}/sgnn")
+
+
 def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[str]) -> Any:
+    from agent.runfiles import FIT
     from agent.store import RunStore
     from mechanistic.serialize import model_from_json
     from sgnn.corpus import Corpus, CorpusConfig
 
-    task, _ = RunStore(run).read_task()
+    store = RunStore(run)
+    task, _ = store.read_task()
     models, fits, names, scores = [], [], [], []
     for node in nodes:
-        folder = run / "candidates" / node["id"]
-        model = model_from_json((folder / "model.json").read_text())
+        model = model_from_json(store.candidate_text(node["id"], "model.json"))
         if model.neural_:
             notes.append(f"{node['id']}: has neural terms; skipped (no trained networks here)")
             continue
-        fit_path = folder / "fit.json"
-        fit = json.loads(fit_path.read_text()).get("params") if fit_path.is_file() else None
+        try:
+            params = store.candidate_json(node["id"], "fit.json", FIT)["params"]
+        except FileNotFoundError:
+            params = None
+        fit = {k: v for k, v in params.items() if v is not None} if params else None
         models.append(model)
         fits.append(fit)
         names.append(f"{node['id']}")
@@ -127,7 +151,7 @@ def register(app: typer.Typer) -> None:
             corpus = _corpus_for(run, nodes, seed, notes)
             for note in notes:
                 out.print(f"notice: {note}", markup=False)
-            folder = run / "sgnn"
+            folder = _sgnn_dir(run)
             config = TrainConfig(simulations=simulations, epochs=epochs, seed=seed,
                                  held_out=min(1000, max(64, simulations // 10)))
             with open_source(executor, corpus, config, address=address,
@@ -160,9 +184,9 @@ def register(app: typer.Typer) -> None:
 
         out = _console()
         with _user_errors():
-            checkpoint = load_checkpoint(run / "sgnn")
+            checkpoint = load_checkpoint(_sgnn_dir(run))
             prediction = predict(checkpoint, load_csv(data))
-            target = out_path or run / "sgnn" / "prediction.json"
+            target = out_path or _sgnn_dir(run) / "prediction.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(prediction.to_dict(), indent=2) + "\n")
             prediction.frame().to_csv(target.with_suffix(".csv"), index=False)
@@ -195,11 +219,11 @@ def register(app: typer.Typer) -> None:
 
         out = _console()
         with _user_errors():
-            checkpoint = load_checkpoint(run / "sgnn")
+            checkpoint = load_checkpoint(_sgnn_dir(run))
             items = load_interventions(intervention)
             result = counterfactual(checkpoint, load_csv(data), items, draws=draws,
                                     horizon=horizon, seed=seed)
-            target = out_path or run / "sgnn" / "counterfactual.json"
+            target = out_path or _sgnn_dir(run) / "counterfactual.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
             result.frame().to_csv(target.with_suffix(".csv"), index=False)
@@ -228,12 +252,12 @@ def register(app: typer.Typer) -> None:
 
         out = _console()
         with _user_errors():
-            checkpoint = load_checkpoint(run / "sgnn")
-            index_path = run / "sgnn" / "index.npz"
+            checkpoint = load_checkpoint(_sgnn_dir(run))
+            index_path = _sgnn_dir(run) / "index.npz"
             index = (EmbeddingIndex.load(index_path) if index_path.is_file()
                      else EmbeddingIndex.build(checkpoint))
             result = index.attribute(checkpoint, load_csv(data), k=k)
-            target = run / "sgnn" / "attribution.json"
+            target = _sgnn_dir(run) / "attribution.json"
             target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         for name, share in sorted(result.structure_share.items(), key=lambda x: -x[1]):
             line = f"{name}: {share:.0%} of the {k} nearest simulations"

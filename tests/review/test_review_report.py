@@ -89,7 +89,10 @@ def test_links_in_a_run_are_not_followed(run_copy: Path, tmp_path: Path) -> None
     (folder / "simulator.py").unlink()
     (folder / "simulator.py").symlink_to(secret)
     page = render_report(load_run(run_copy))
-    assert "TOP-SECRET-CONTENT" not in page and "leak.txt" not in page
+    assert "TOP-SECRET-CONTENT" not in page
+    _, text = audit(page)  # the links are named as refused, their targets never read
+    assert "sgnn/leak.txt is a symbolic link; not shown" in text
+    assert "simulator.py is a symbolic link" in text
 
 
 def test_review_command_reports_bad_input_in_one_line(tmp_path: Path) -> None:
@@ -119,4 +122,4 @@ def test_a_distilled_candidate_shows_its_learned_and_distilled_rate(run_copy: Pa
     assert f">{parent}</a>" in section and "<svg" in section
     (folder / "distill.json").write_text(json.dumps({"learned": ["x"], "distilled": {}}))
     page = _report(run_copy, tmp_path)
-    assert "no learned curve recorded" in page
+    assert "distill.json: learned[0] must be a number or null, not the string" in page

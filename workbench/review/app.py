@@ -12,7 +12,12 @@ text written by an LLM and the server can write to disk:
   under a per-server random secret, sent in a hidden form field and compared in constant
   time; a missing or wrong token is a 403 and nothing is written;
 * runs and candidates are looked up by name in listings of the served folder, never
-  joined into paths from the URL.
+  joined into paths from the URL; a run entry that is a symbolic link is not listed, so
+  neither reads nor the ``review.json`` written can leave the served folder;
+* request inputs are untrusted data too: the form body and the query string are parsed
+  by ``mechanistic.untrusted.parse_form`` (size, field count and length bounded, strict
+  UTF-8, a field given twice refused), a malformed ``Host`` is a 400, and an error while
+  answering is an error page, never a dropped connection or a traceback.
 """
 
 from __future__ import annotations
@@ -26,18 +31,28 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+from mechanistic.errors import UntrustedDataError
+from mechanistic.untrusted import parse_form
 from workbench.review.candidate import candidate_section
 from workbench.review.render import REPORT_CSP, badge, esc, page, review_css, run_sections
 from workbench.review.report import render_report
-from workbench.review.runs import DECISIONS, NOTE_LIMIT, find_runs, load_run, record_decision
+from workbench.review.runs import (
+    DECISIONS,
+    NOTE_LIMIT,
+    find_runs,
+    has_candidate,
+    load_run,
+    record_decision,
+)
 
 __all__ = ["CSP", "ReviewServer", "make_server", "serve_in_thread"]
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 BODY_LIMIT = 64 * 1024
+QUERY_LIMIT = 2048
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -77,6 +92,14 @@ def candidate_url(run: str, candidate_id: str) -> str:
     return f"/runs/{quote(run, safe='')}/candidates/{quote(candidate_id, safe='')}"
 
 
+def _netloc(url: str) -> str | None:
+    """The host:port of an Origin header; None for one that is not a URL."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return None
+
+
 def _crumbs(run: str | None = None, candidate: str | None = None) -> str:
     parts = ['<a class="crumb" href="/">runs</a>']
     if run is not None:
@@ -90,6 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "mmw-review"
     sys_version = ""
+    timeout = 30  # a client that stops sending mid-request does not hold a thread forever
 
     # ----------------------------------------------------------------- plumbing
     def log_message(self, format: str, *args: Any) -> None:
@@ -122,8 +146,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _host_ok(self) -> bool:
         if not self.server.loopback_only:
             return True
-        host = urlsplit("//" + (self.headers.get("Host") or "")).hostname or ""
+        try:  # "Host: [" is not a host: urlsplit raises, and that is a 400, not a crash
+            parts = urlsplit("//" + (self.headers.get("Host") or ""))
+            host, _ = parts.hostname or "", parts.port  # .port raises for "localhost:abc"
+        except ValueError:
+            return False
         return host in _LOOPBACK
+
+    def _answer(self, handle: Callable[[], None]) -> None:
+        """Run a verb's handler; whatever goes wrong becomes an error page (the reviewer
+        sees why, the connection gets an answer), never a traceback on the wire."""
+        try:
+            handle()
+        except FileNotFoundError as exc:
+            self._error(HTTPStatus.NOT_FOUND, str(exc))
+        except UntrustedDataError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except Exception as exc:  # the page says what failed; the log has it
+            self.log_error("error answering %s: %r", self.path[:200], exc)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
+                        f"the page could not be made ({type(exc).__name__})")
+
+    def _query(self) -> dict[str, str]:
+        return parse_form(urlsplit(self.path).query, "query string", max_bytes=QUERY_LIMIT,
+                          max_fields=8, max_value=200)
 
     def _route(self) -> list[str]:
         return [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
@@ -132,19 +178,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._host_ok():
             return self._error(HTTPStatus.BAD_REQUEST, "unexpected Host header")
-        parts = self._route()
-        try:
-            self._get(parts)
-        except FileNotFoundError as exc:
-            self._error(HTTPStatus.NOT_FOUND, str(exc))
+        self._answer(lambda: self._get(self._route()))
 
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
         if not self._host_ok():
             return self._error(HTTPStatus.BAD_REQUEST, "unexpected Host header")
+        self._answer(self._post)
+
+    def _post(self) -> None:
         origin = self.headers.get("Origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != self.headers.get("Host"):
+        if origin and origin != "null" and _netloc(origin) != self.headers.get("Host"):
             return self._error(HTTPStatus.FORBIDDEN, "cross-origin request refused")
         parts = self._route()
         if len(parts) != 5 or parts[0] != "runs" or parts[2] != "candidates" or \
@@ -156,27 +201,25 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         if length < 0 or length > BODY_LIMIT:
             return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
-        form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"),
-                        keep_blank_values=True)
-
-        def field(name: str) -> str | None:
-            values = form.get(name)
-            return values[0] if values else None
-
+        form = parse_form(self.rfile.read(length), "review form", max_bytes=BODY_LIMIT,
+                          max_fields=8, max_value=NOTE_LIMIT)
+        field = form.get
         run_name, candidate_id = parts[1], parts[3]
         action = f"{candidate_url(run_name, candidate_id)}/review"
         if not self.server.csrf_ok(action, field("csrf")):
             return self._error(HTTPStatus.FORBIDDEN, "missing or invalid CSRF token")
         root = find_runs(self.server.runs_dir).get(run_name)
-        if root is None or not (root / "candidates" / candidate_id).is_dir() or \
-                candidate_id in ("", ".", ".."):
+        if root is None or not has_candidate(root, candidate_id):
             return self._error(HTTPStatus.NOT_FOUND, "no such run or candidate")
         decision, note = field("decision") or "", field("note") or ""
         if decision not in DECISIONS or len(note) > NOTE_LIMIT:
             return self._error(HTTPStatus.BAD_REQUEST,
                                f"decision must be one of {', '.join(DECISIONS)}; "
                                f"note at most {NOTE_LIMIT} characters")
-        record_decision(root, candidate_id, decision, note)
+        try:
+            record_decision(root, candidate_id, decision, note)
+        except (UntrustedDataError, OSError) as exc:
+            return self._error(HTTPStatus.CONFLICT, f"the decision was not saved: {exc}")
         self._send(HTTPStatus.SEE_OTHER.value, "", headers={
             "Location": candidate_url(run_name, candidate_id) + "?saved=1"})
 
@@ -196,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
                 # The report inlines its stylesheet, so it gets its own (still script-free) policy.
                 return self._send(200, render_report(load_run(root)), csp=REPORT_CSP)
             if len(parts) == 4 and parts[2] == "candidates":
-                saved = "saved=1" in (urlsplit(self.path).query or "")
+                saved = self._query().get("saved") == "1"
                 return self._send(200, self._candidate_page(parts[1], root, parts[3], saved))
         raise FileNotFoundError("no such page")
 
@@ -206,14 +249,16 @@ class _Handler(BaseHTTPRequestHandler):
         for name, root in runs.items():
             try:
                 run = load_run(root)
-            except FileNotFoundError:
+            except (FileNotFoundError, UntrustedDataError):
                 continue
             decided = sum(1 for c in run.candidates if c in run.reviews)
+            unread = len(run.problems) + sum(len(c.problems) for c in run.candidates.values())
+            flagged = f", {unread} file(s) could not be used" if unread else ""
             description = str(run.task.get("description", "")).strip().splitlines() or [""]
             items.append(
                 f'<li><a href="{esc(run_url(name))}">{esc(name)}</a> '
                 f'<span class="muted">{len(run.candidates)} candidates, {decided} reviewed, '
-                f'best {esc(run.tree.get("best") or "-")}</span>'
+                f'best {esc(run.tree.get("best") or "-")}{esc(flagged)}</span>'
                 f'<div class="note">{esc(description[0][:200])}</div></li>')
         body = (f"<h1>Runs in {esc(self.server.runs_dir)}</h1>"
                 + (f'<section><ul class="runs">{"".join(items)}</ul></section>' if items else

@@ -5,11 +5,21 @@ changed. Shared by the report (one section per candidate) and the app (one page)
 from __future__ import annotations
 
 import difflib
-import json
 import math
+from pathlib import Path
 from typing import Any
 
-from workbench.review.render import Link, _dl, _table, badge, error_block, esc, fmt, image_tag
+from workbench.review.render import (
+    Link,
+    _dl,
+    _table,
+    badge,
+    error_block,
+    esc,
+    fmt,
+    image_tag,
+    problems_block,
+)
 from workbench.review.runs import CandidateView, RunView
 
 __all__ = ["anchor", "candidate_section", "diff_html", "highlight_python"]
@@ -124,57 +134,41 @@ def _checks(checks: list[dict[str, Any]]) -> str:
     return _table(["", "check", "message"], rows, "checks")
 
 
-def _numbers(value: Any, limit: int = 500) -> list[float] | None:
-    """A list of at most ``limit`` numbers (None stands for a gap), else None."""
-    if not isinstance(value, list) or not 0 < len(value) <= limit:
-        return None
-    out = []
-    for v in value:
-        if v is None:
-            out.append(math.nan)
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            out.append(float(v))
-        else:
-            return None
-    return out
+def _numbers(values: list[float | None]) -> list[float]:
+    """Numbers for a plot, a gap (None) as NaN (distill.json's shape guarantees numbers)."""
+    return [math.nan if v is None else v for v in values]
 
 
 def _distillation(cand: CandidateView, link: Link) -> str:
     """A distilled candidate: its neural parent, the rate the network learned along the
-    fitted trajectory against the closed form that replaced it (``distill.json``, read as
-    untrusted data: numbers only, bounded lengths, no symlink)."""
-    path = cand.folder / "distill.json"
-    if path.is_symlink() or not path.is_file():
+    fitted trajectory against the closed form that replaced it (``distill.json``, read
+    against its shape in agent/runfiles.py)."""
+    data = cand.distill
+    if data is None:
         return ""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")[:2_000_000])
-    except (OSError, ValueError):
-        return '<p class="muted">distill.json is unreadable</p>'
-    if not isinstance(data, dict):
-        return '<p class="muted">distill.json is not an object</p>'
-    learned, distilled = _numbers(data.get("learned")), _numbers(data.get("distilled"))
-    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
-    axes = {str(k): v for k, v in grid.items() if _numbers(v) is not None}
-    parent = data.get("distilled_from")
+    learned, distilled = data["learned"], data["distilled"]
+    axes = {k: v for k, v in (data["grid"] or {}).items() if v}
+    parent = data["distilled_from"]
     head = "<h3>Distillation</h3>"
-    if isinstance(parent, str) and parent:
+    if parent:
         head += (f'<p>distilled from the hybrid <a href="{esc(link(parent))}">{esc(parent)}'
-                 f"</a>: {esc(data.get('expression', ''))} (R<sup>2</sup> "
-                 f"{fmt(data.get('r2'))} against the learned rate)</p>")
-    if learned is None or distilled is None or len(learned) != len(distilled):
+                 f"</a>: {esc(data['expression'] or '')} (R<sup>2</sup> "
+                 f"{fmt(data['r2'])} against the learned rate)</p>")
+    if not learned or not distilled or len(learned) != len(distilled) or len(learned) > 500:
         return head + '<p class="muted">no learned curve recorded</p>'
     from workbench.review.svgplot import line_plot_svg
 
-    name, x = "point", list(range(len(learned)))
+    learned, distilled = _numbers(learned), _numbers(distilled)
+    name, x = "point", [float(i) for i in range(len(learned))]
     if len(axes) == 1:
         name, values = next(iter(axes.items()))
         xs = _numbers(values)
-        if xs is not None and len(xs) == len(learned):
-            order = sorted(range(len(xs)), key=lambda i: xs[i])
+        if len(xs) == len(learned):
+            order = sorted(range(len(xs)), key=lambda i: (math.isnan(xs[i]), xs[i]))
             x = [xs[i] for i in order]
             learned = [learned[i] for i in order]
             distilled = [distilled[i] for i in order]
-    plot = line_plot_svg(f"{data.get('rate', 'rate')} against {name}", x,
+    plot = line_plot_svg(f"{data['rate'] or 'rate'} against {name}", x,
                          {"learned (network)": learned, "distilled": distilled})
     return head + f'<div class="plots">{plot}</div>'
 
@@ -197,7 +191,8 @@ def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
                                 f"<span class=\"muted\">{esc(review.get('time'))}</span>"
                                 f"<div class=\"note\">{esc(review.get('note'))}</div>"))
     parts = [f'<section class="candidate" id="{esc(anchor(cand.id))}">'
-             f"<{heading}>{esc(cand.structure)}</{heading}>{_dl(facts)}"]
+             f"<{heading}>{esc(cand.structure)}</{heading}>{_dl(facts)}",
+             problems_block(cand.problems, "files of this candidate that could not be used")]
     if node.get("note"):
         parts.append(f'<h3>Agent note</h3><pre class="prose">{esc(node["note"])}</pre>')
     if node.get("error"):
@@ -207,16 +202,21 @@ def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
     if model is None:
         parts.append(f'<p class="muted">{esc(problem)}</p>')
     else:
-        parts.append(f'<p class="muted">model {esc(model.name)} '
-                     f"(time in {esc(model.time_unit)})</p>{_equations(model)}")
-        parts.append(f"<h3>Parameters</h3>{_parameters(model, cand.fit)}")
+        try:
+            shown = (f'<p class="muted">model {esc(model.name)} '
+                     f"(time in {esc(model.time_unit)})</p>{_equations(model)}"
+                     f"<h3>Parameters</h3>{_parameters(model, cand.fit)}")
+        except Exception as exc:  # a model the printers cannot show is named, not raised
+            shown = f'<p class="muted">the equations could not be shown: {esc(exc)}</p>'
+        parts.append(shown)
     parts.append(f"<h3>Checks</h3>{_checks(cand.checks)}")
     if cand.fit:
         parts.append(f"<h3>Fit</h3>{_fit_summary(cand.fit)}")
     parts.append(_distillation(cand, link))
     if cand.images:
         parts.append('<div class="plots">' + "".join(
-            image_tag(p, f"{cand.structure}: {p.stem}") for p in cand.images) + "</div>")
+            image_tag(run.root, p, f"{cand.structure}: {Path(p).stem}") for p in cand.images)
+            + "</div>")
     if cand.source is not None:
         parts.append(f'<h3>Code</h3><div class="code">{highlight_python(cand.source)}</div>')
     parent = run.candidates.get(cand.parent) if cand.parent else None

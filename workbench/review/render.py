@@ -20,13 +20,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workbench.review.runs import RunView
+from mechanistic.errors import UntrustedDataError
+from mechanistic.untrusted import MiB, parse_json
+from workbench.review.runs import RunView, read_file
 
-__all__ = ["esc", "fmt", "image_tag", "page", "review_css", "run_sections", "tree_section"]
+__all__ = ["esc", "fmt", "image_tag", "page", "problems_block", "review_css", "run_sections",
+           "tree_section"]
 
 Link = Callable[[str], str]
 IMAGE_LIMIT = 8 * 1024 * 1024
 TEXT_PREVIEW = 20_000
+TRAJECTORY_LIMIT = 64 * MiB
+CSV_LIMIT = 16 * MiB
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -73,15 +78,16 @@ def page(title: str, body: str, *, inline_css: bool, crumbs: str = "") -> str:
             f"<main>{body}</main></body></html>\n")
 
 
-def image_tag(path: Path, alt: str) -> str:
-    """A PNG embedded as a ``data:`` URI (checked to be a PNG, size-capped), so the report
-    is one file and the app needs no file route that could be walked out of the run."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return f'<p class="muted">{esc(path.name)}: unreadable</p>'
-    if not raw.startswith(_PNG) or len(raw) > IMAGE_LIMIT:
-        return f'<p class="muted">{esc(path.name)}: not a PNG under 8 MiB, not shown</p>'
+def image_tag(root: Path, relative: str, alt: str) -> str:
+    """A PNG of the run embedded as a ``data:`` URI (a regular file inside the run, checked
+    to be a PNG, size-capped), so the report is one file and the app needs no file route
+    that could be walked out of the run."""
+    name = Path(relative).name
+    raw, problem = read_file(root, relative, IMAGE_LIMIT)
+    if raw is None:
+        return f'<p class="muted">{esc(name)}: {esc(problem or "missing")}</p>'
+    if not raw.startswith(_PNG):
+        return f'<p class="muted">{esc(name)}: not a PNG, not shown</p>'
     data = base64.b64encode(raw).decode("ascii")
     return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
@@ -104,6 +110,17 @@ def error_block(error: Any) -> str:
         out += f'<details><summary>traceback</summary><pre class="error">{esc(trace)}</pre>' \
                f"</details>"
     return out
+
+
+def problems_block(problems: list[str], what: str) -> str:
+    """Files that could not be used, each with its reason: the page says what it left out
+    rather than failing or silently showing less."""
+    if not problems:
+        return ""
+    items = "".join(f"<li>{esc(p)}</li>" for p in problems[:100])
+    more = f"<li>and {len(problems) - 100} more</li>" if len(problems) > 100 else ""
+    return (f'<section class="problems"><h3>Not shown: {esc(what)}</h3>'
+            f'<ul class="error">{items}{more}</ul></section>')
 
 
 def badge(status: Any) -> str:
@@ -148,19 +165,24 @@ def verdict_section(run: RunView) -> str:
 
 
 # ---------------------------------------------------------------------------- task
-def _trajectory_counts(run: RunView) -> dict[str, int]:
+def _trajectory_counts(run: RunView) -> tuple[dict[str, int], str | None]:
+    """Events by kind (a line that is not a JSON object with a text ``kind`` counts as
+    ``?``), and why the file was not read when it was refused."""
+    raw, problem = read_file(run.root, "trajectory.jsonl", TRAJECTORY_LIMIT)
     counts: dict[str, int] = {}
-    try:
-        with (run.root / "trajectory.jsonl").open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    kind = str(json.loads(line).get("kind", "?"))
-                except (ValueError, AttributeError):
-                    continue
-                counts[kind] = counts.get(kind, 0) + 1
-    except OSError:
-        pass
-    return counts
+    for line in (raw or b"").decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = parse_json(line, "trajectory line")
+        except UntrustedDataError:
+            event = None
+        kind = event.get("kind") if isinstance(event, dict) else None
+        key = kind[:40] if isinstance(kind, str) else "?"
+        counts[key] = counts.get(key, 0) + 1
+        if len(counts) > 50:
+            break
+    return counts, problem
 
 
 def task_section(run: RunView) -> str:
@@ -178,16 +200,20 @@ def task_section(run: RunView) -> str:
     usage = tree.get("usage") or {}
     if usage:
         facts.append(("usage", esc(", ".join(f"{k} {v}" for k, v in usage.items()))))
-    counts = _trajectory_counts(run)
+    counts, problem = _trajectory_counts(run)
     if counts:
         facts.append(("trajectory", esc(", ".join(f"{k} {v}" for k, v in counts.items()))))
+    elif problem:
+        facts.append(("trajectory", f'<span class="muted">{esc(problem)}</span>'))
     summary = run.data_summary
     rows = [[esc(c["name"]) + (" (time)" if c["time"] else ""), str(c["count"]),
              str(c["missing"]), fmt(c["min"]), fmt(c["max"])] for c in summary["columns"]]
+    more = (f'<p class="muted">and {summary["more_columns"]} more columns</p>'
+            if summary.get("more_columns") else "")
     return (f'<section id="task"><h2>Task</h2>'
             f'<pre class="prose">{esc(task.get("description", ""))}</pre>{_dl(facts)}'
             f"<h3>Data: {summary['rows']} rows</h3>"
-            f"{_table(['column', 'values', 'missing', 'min', 'max'], rows, 'compact')}"
+            f"{_table(['column', 'values', 'missing', 'min', 'max'], rows, 'compact')}{more}"
             f"</section>")
 
 
@@ -250,7 +276,10 @@ def counterfactual_section(run: RunView) -> str:
     parts = ['<section id="counterfactuals"><h2>Counterfactuals</h2>']
     for cf in run.counterfactuals:
         plots = []
-        series = counterfactual_series(cf["csv"])
+        raw, problem = read_file(run.root, cf["csv"], CSV_LIMIT)
+        series = counterfactual_series(raw.decode("utf-8", "replace") if raw else "")
+        if problem:
+            plots.append(f'<p class="muted">{esc(problem)}</p>')
         for name, s in series.items():
             bands = {side: (s[f"{side}_lo"], s[f"{side}_hi"]) for side in
                      ("baseline", "intervened") if f"{side}_lo" in s}
@@ -258,7 +287,7 @@ def counterfactual_section(run: RunView) -> str:
                                                       "intervened": s["intervened"]}, bands))
         rows = [[esc(name), fmt(_total(s["baseline"])), fmt(_total(s["intervened"]))]
                 for name, s in series.items()]
-        plots += [image_tag(p, p.name) for p in cf["images"]]
+        plots += [image_tag(run.root, p, Path(p).name) for p in cf["images"]]
         parts.append(
             f"<article><h3>{esc(cf['name'])}</h3>"
             f'<p class="prose">{esc(cf["question"])}</p>'
@@ -279,14 +308,15 @@ def sgnn_section(run: RunView) -> str:
     if not run.sgnn_files:
         return ""
     items = []
-    for path in run.sgnn_files[:200]:
-        rel = path.relative_to(run.root)
-        size = path.stat().st_size
+    for rel, size in run.sgnn_files[:200]:
+        suffix = Path(rel).suffix
         body = ""
-        if path.suffix == ".png":
-            body = image_tag(path, str(rel))
-        elif path.suffix in (".json", ".csv", ".txt", ".md") and size <= TEXT_PREVIEW:
-            body = f'<pre class="json">{esc(path.read_text(errors="replace"))}</pre>'
+        if suffix == ".png":
+            body = image_tag(run.root, rel, rel)
+        elif suffix in (".json", ".csv", ".txt", ".md") and size <= TEXT_PREVIEW:
+            raw, problem = read_file(run.root, rel, TEXT_PREVIEW)
+            body = (f'<pre class="json">{esc(raw.decode("utf-8", "replace"))}</pre>'
+                    if raw is not None else f'<p class="muted">{esc(problem or "missing")}</p>')
         items.append(f"<li><code>{esc(rel)}</code> <span class=\"muted\">{size} bytes</span>"
                      f"{body}</li>")
     return f'<section id="sgnn"><h2>SGNN results</h2><ul class="files">{"".join(items)}</ul>' \
@@ -295,6 +325,6 @@ def sgnn_section(run: RunView) -> str:
 
 def run_sections(run: RunView, link: Link) -> str:
     """Task, tree and the run-level extras, in reading order."""
-    return verdict_section(run) + task_section(run) + tree_section(run, link) + \
-        counterfactual_section(run) + \
-        sgnn_section(run)
+    return problems_block(run.problems, "files of this run that could not be used") + \
+        verdict_section(run) + task_section(run) + tree_section(run, link) + \
+        counterfactual_section(run) + sgnn_section(run)

@@ -1,9 +1,14 @@
 """Read a run folder for review, and record decisions in its ``review.json``.
 
-Everything here is read as JSON, CSV or text and handed to the renderers as plain data;
-nothing from the run is executed or unpickled. A folder that is half written (a run still
-going) or has missing pieces still loads: a reviewer should see what exists, with the
-gaps named, rather than a stack trace.
+A run folder under review is untrusted data: it may come from a hostile search, a
+colleague's laptop or an archive. So everything here is read through the gate in
+mechanistic/untrusted.py and the shapes in agent/runfiles.py: only regular files inside
+the run, reached without following a link (a ``candidates/X -> /etc`` or ``fit.json ->
+/etc/passwd`` is refused, never read), bounded in size, a FIFO refused before it is
+opened, every JSON file checked against its shape. Nothing from the run is executed or
+unpickled. A file that breaks a rule does not break the page: its message is collected
+in ``problems`` (of the run or of the candidate) and shown, and the rest still loads,
+as does a folder that is half written (a run still going).
 
 ``review.json`` (this package's file)::
 
@@ -13,15 +18,37 @@ gaps named, rather than a stack trace.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import stat
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.runfiles import (
+    CANDIDATE_ID,
+    CHECKS,
+    DECISIONS,
+    DISTILL,
+    FIT,
+    INTERVENTIONS,
+    MODEL_LIMIT,
+    NODE_FILE,
+    REVIEW,
+    SOURCE_LIMIT,
+    TASK,
+    TREE,
+    read_run_json,
+    read_run_text,
+    task_defaults,
+)
+from mechanistic.errors import UntrustedDataError
 from mechanistic.files import write_atomic
+from mechanistic.shapes import Shape
+from mechanistic.untrusted import Entry, MiB, list_inside, read_inside, safe_child
 
 __all__ = [
     "DECISIONS",
@@ -29,43 +56,25 @@ __all__ = [
     "RunView",
     "approved_candidates",
     "find_runs",
+    "has_candidate",
     "load_run",
+    "read_file",
     "read_reviews",
     "record_decision",
 ]
 
-DECISIONS = ("approved", "rejected")
 NOTE_LIMIT = 10_000
-
-
-def _json(path: Path, default: Any = None) -> Any:
-    """A JSON file, or ``default`` when it is missing or unreadable (a run in progress)."""
-    if path.is_symlink():
-        return default
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
-
-
-def _text(path: Path) -> str | None:
-    if path.is_symlink():
-        return None
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _plain_file(path: Path) -> bool:
-    """A regular file, not a link: review shows what the run wrote, never what a link in
-    it points to elsewhere on the machine."""
-    return path.is_file() and not path.is_symlink()
+DATA_LIMIT = 16 * MiB  # the data summary reads the CSV itself
+MAX_COLUMNS = 200  # columns summarised on the page
+MAX_CANDIDATES = 5_000
+MAX_FILES = 200  # sgnn/ files listed
 
 
 @dataclass
 class CandidateView:
-    """One candidate's files, as read; the renderer decides what to show."""
+    """One candidate's files, as read; the renderer decides what to show. ``images`` are
+    paths relative to the run (read when shown); ``problems`` say which files could not
+    be used and why."""
 
     id: str
     folder: Path
@@ -74,7 +83,9 @@ class CandidateView:
     model_json: str | None
     checks: list[dict[str, Any]]
     fit: dict[str, Any] | None
-    images: list[Path]
+    images: list[str]
+    distill: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def structure(self) -> str:
@@ -88,7 +99,9 @@ class CandidateView:
 
 @dataclass
 class RunView:
-    """A run folder: task, tree rows (best first), candidates, extras and decisions."""
+    """A run folder: task, tree rows (best first), candidates, extras and decisions.
+    ``sgnn_files`` are (path relative to the run, size) pairs; counterfactuals carry the
+    relative path of their CSV and images."""
 
     root: Path
     task: dict[str, Any]
@@ -97,27 +110,88 @@ class RunView:
     candidates: dict[str, CandidateView]
     data_summary: dict[str, Any]
     counterfactuals: list[dict[str, Any]] = field(default_factory=list)
-    sgnn_files: list[Path] = field(default_factory=list)
+    sgnn_files: list[tuple[str, int]] = field(default_factory=list)
     reviews: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.root.name
 
 
-def _data_summary(path: Path, time_column: str | None) -> dict[str, Any]:
+# ------------------------------------------------------------------------- reading
+def _json(root: Path, relative: str, shape: Shape, default: Any,
+          problems: list[str]) -> Any:
+    """A JSON file of the run against its shape; ``default`` when missing (a run in
+    progress) or broken (then the reason joins ``problems``)."""
+    try:
+        return read_run_json(root, relative, shape)
+    except FileNotFoundError:
+        return default
+    except UntrustedDataError as exc:
+        problems.append(str(exc))
+        return default
+
+
+def _text(root: Path, relative: str, max_bytes: int, problems: list[str]) -> str | None:
+    try:
+        return read_run_text(root, relative, max_bytes)
+    except FileNotFoundError:
+        return None
+    except UntrustedDataError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _entries(root: Path, relative: str, problems: list[str], max_entries: int = 10_000,
+             suffix: str = "") -> list[Entry]:
+    """A folder's plain entries (folders and regular files) whose names end in ``suffix``;
+    links and special files among them are named in ``problems`` and left out."""
+    try:
+        entries = list_inside(root, relative, f"{root.name}/{relative}", max_entries)
+    except UntrustedDataError as exc:
+        problems.append(str(exc))
+        return []
+    entries = [e for e in entries if e.name.endswith(suffix)]
+    for e in entries:
+        if e.kind in ("link", "other"):
+            what = "a symbolic link" if e.kind == "link" else "not a regular file or folder"
+            problems.append(f"{root.name}/{relative}/{e.name} is {what}; not shown (review "
+                            "reads only plain files inside the run)")
+    return [e for e in entries if e.kind in ("dir", "file")]
+
+
+def read_file(root: Path, relative: str, max_bytes: int) -> tuple[bytes | None, str | None]:
+    """A file of the run for a view (a PNG, a CSV, a preview): ``(content, None)``,
+    ``(None, None)`` when missing, ``(None, reason)`` when refused."""
+    try:
+        return read_inside(root, relative, f"{root.name}/{relative}", max_bytes), None
+    except FileNotFoundError:
+        return None, None
+    except UntrustedDataError as exc:
+        return None, str(exc)
+
+
+def _data_summary(root: Path, relative: str, time_column: str | None,
+                  problems: list[str]) -> dict[str, Any]:
     """Rows, time span and per-column range and missing count, with the csv module: a
     review page should not wait on pandas for a table of a few hundred rows."""
+    empty: dict[str, Any] = {"rows": 0, "columns": [], "more_columns": 0}
+    raw, problem = read_file(root, relative, DATA_LIMIT)
+    if problem:
+        problems.append(f"task.json data: {problem}")
+    if raw is None:
+        return empty
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except OSError:
-        return {"rows": 0, "columns": []}
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline="")))
+    except csv.Error as exc:
+        problems.append(f"{root.name}/{relative}: not a readable CSV file ({exc})")
+        return empty
     if not rows:
-        return {"rows": 0, "columns": []}
+        return empty
     header, body = rows[0], rows[1:]
     columns = []
-    for i, name in enumerate(header):
+    for i, name in enumerate(header[:MAX_COLUMNS]):
         values: list[float] = []
         missing = 0
         for row in body:
@@ -135,76 +209,130 @@ def _data_summary(path: Path, time_column: str | None) -> dict[str, Any]:
                         "min": min(values) if values else None,
                         "max": max(values) if values else None,
                         "time": name == (time_column or header[0])})
-    return {"rows": len(body), "columns": columns}
+    return {"rows": len(body), "columns": columns,
+            "more_columns": max(0, len(header) - MAX_COLUMNS)}
 
 
-def _candidate(folder: Path, row: dict[str, Any]) -> CandidateView:
-    node = _json(folder / "node.json", {}) or {}
+def _candidate(root: Path, name: str, row: dict[str, Any]) -> CandidateView:
+    rel = f"candidates/{name}"
+    problems: list[str] = []
+    node = _json(root, f"{rel}/node.json", NODE_FILE, {}, problems)
     merged = {**node, **row}
-    images = sorted(p for p in folder.glob("*.png") if _plain_file(p))
+    checks = _json(root, f"{rel}/checks.json", CHECKS, None, problems)
+    images = [f"{rel}/{e.name}" for e in _entries(root, rel, problems, suffix=".png")
+              if e.kind == "file"]
     return CandidateView(
-        id=folder.name, folder=folder, node=merged, source=_text(folder / "simulator.py"),
-        model_json=_text(folder / "model.json"),
-        checks=_json(folder / "checks.json", None) or node.get("checks") or [],
-        fit=_json(folder / "fit.json"), images=images)
+        id=name, folder=root / rel, node=merged,
+        source=_text(root, f"{rel}/simulator.py", SOURCE_LIMIT, problems),
+        model_json=_text(root, f"{rel}/model.json", MODEL_LIMIT, problems),
+        checks=checks if checks is not None else node.get("checks") or [],
+        fit=_json(root, f"{rel}/fit.json", FIT, None, problems), images=images,
+        distill=_json(root, f"{rel}/distill.json", DISTILL, None, problems),
+        problems=problems)
 
 
-def _counterfactuals(root: Path) -> list[dict[str, Any]]:
+def _counterfactuals(root: Path, problems: list[str]) -> list[dict[str, Any]]:
     out = []
-    for folder in sorted((root / "counterfactuals").glob("*")):
-        if not folder.is_dir():
+    for entry in _entries(root, "counterfactuals", problems, 1000):
+        if entry.kind != "dir":
             continue
-        meta = _json(folder / "interventions.json", {}) or {}
-        out.append({"name": folder.name, "question": meta.get("question", ""),
+        rel = f"counterfactuals/{entry.name}"
+        meta = _json(root, f"{rel}/interventions.json", INTERVENTIONS, {}, problems)
+        out.append({"name": entry.name, "question": meta.get("question") or "",
                     "interventions": meta.get("interventions", []),
-                    "csv": folder / "counterfactual.csv",
-                    "images": sorted(p for p in folder.glob("*.png") if _plain_file(p))})
+                    "csv": f"{rel}/counterfactual.csv",
+                    "images": [f"{rel}/{e.name}" for e in _entries(root, rel, problems,
+                                                                   suffix=".png")
+                               if e.kind == "file"]})
     return out
+
+
+def _sgnn_files(root: Path, problems: list[str]) -> list[tuple[str, int]]:
+    """Plain files under sgnn/ (three levels deep at most), never through a link."""
+    found: list[tuple[str, int]] = []
+    pending = ["sgnn"]
+    while pending and len(found) < MAX_FILES:
+        folder = pending.pop(0)
+        for entry in _entries(root, folder, problems, 1000):
+            rel = f"{folder}/{entry.name}"
+            if entry.kind == "file":
+                found.append((rel, entry.size))
+            elif rel.count("/") < 3:
+                pending.append(rel)
+    return sorted(found[:MAX_FILES])
 
 
 def load_run(root: str | Path) -> RunView:
     """Everything under a run folder that review shows. Raises ``FileNotFoundError`` for a
-    folder that is not a run (no task.json)."""
+    folder that is not a run (no task.json); any other bad file is a problem shown on the
+    page."""
     root = Path(root)
-    task = _json(root / "task.json")
-    if not isinstance(task, dict):
-        raise FileNotFoundError(f"{root}: not a run folder (no readable task.json)")
-    tree = _json(root / "tree.json", {}) or {}
-    rows = [r for r in tree.get("nodes", []) if isinstance(r, dict) and r.get("id")]
-    by_id = {str(r["id"]): r for r in rows}
-    candidates: dict[str, CandidateView] = {}
-    folders = sorted(p for p in (root / "candidates").glob("*") if p.is_dir())
-    for folder in folders:
-        candidates[folder.name] = _candidate(folder, by_id.get(folder.name, {}))
+    problems: list[str] = []
+    try:
+        task = read_run_json(root, "task.json", TASK)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{root}: not a run folder (no task.json)") from None
+    except UntrustedDataError as exc:
+        problems.append(str(exc))
+        task = task_defaults()
+    tree = _json(root, "tree.json", TREE, {"nodes": []}, problems)
+    by_id = {r["id"]: r for r in tree["nodes"]}
+    candidates = {e.name: _candidate(root, e.name, by_id.get(e.name, {}))
+                  for e in _entries(root, "candidates", problems, MAX_CANDIDATES)
+                  if e.kind == "dir"}
     # Tree order first (best first), then candidates a running search has not ranked yet.
     order = [*by_id, *(c for c in candidates if c not in by_id)]
     nodes = [{**(by_id.get(i) or candidates[i].node), "id": i} for i in order]
-    sgnn = root / "sgnn"
+    reviews: dict[str, dict[str, Any]] = {}
+    try:
+        reviews = read_reviews(root)
+    except UntrustedDataError as exc:
+        problems.append(str(exc))
     return RunView(
         root=root, task=task, tree=tree, nodes=nodes, candidates=candidates,
-        data_summary=_data_summary(root / str(task.get("data", "data.csv")),
-                                   task.get("time_column")),
-        counterfactuals=_counterfactuals(root),
-        sgnn_files=sorted(p for p in sgnn.rglob("*") if _plain_file(p)) if sgnn.is_dir()
-        else [],
-        reviews=read_reviews(root))
+        data_summary=_data_summary(root, task["data"], task["time_column"], problems),
+        counterfactuals=_counterfactuals(root, problems),
+        sgnn_files=_sgnn_files(root, problems), reviews=reviews, problems=problems)
+
+
+def _has_plain(root: Path, relative: str, kind: str) -> bool:
+    """Whether ``root/relative`` is a plain folder or file, reached without a link."""
+    try:
+        path = safe_child(root, relative, str(root))
+        mode = path.lstat().st_mode
+    except (OSError, UntrustedDataError):
+        return False
+    return stat.S_ISDIR(mode) if kind == "dir" else stat.S_ISREG(mode)
 
 
 def find_runs(runs_dir: str | Path) -> dict[str, Path]:
     """Run folders directly under ``runs_dir`` (or ``runs_dir`` itself), by folder name.
 
     The app only ever opens a run through this mapping, so a URL can never name a path
-    outside the served folder.
+    outside the served folder; an entry that is a symbolic link is not a run here (it
+    would lead reads, and the decisions written, out of the folder being served).
     """
     base = Path(runs_dir)
     found: dict[str, Path] = {}
-    if (base / "task.json").is_file():
+    if _has_plain(base, "task.json", "file"):
         found[base.resolve().name or "run"] = base
-    if base.is_dir():
-        for child in sorted(base.iterdir()):
-            if child.is_dir() and (child / "task.json").is_file():
-                found.setdefault(child.name, child)
+    try:
+        entries = list_inside(base, ".", str(base), MAX_CANDIDATES)
+    except UntrustedDataError:
+        entries = []
+    for entry in entries:
+        if entry.kind == "dir" and _has_plain(base, f"{entry.name}/task.json", "file"):
+            found.setdefault(entry.name, base / entry.name)
     return found
+
+
+def has_candidate(root: Path, candidate_id: str) -> bool:
+    """Whether the run has a plain folder ``candidates/ID`` (the id a valid folder name)."""
+    try:
+        CANDIDATE_ID(candidate_id, root.name, "candidate id")
+    except UntrustedDataError:
+        return False
+    return _has_plain(root, f"candidates/{candidate_id}", "dir")
 
 
 # ------------------------------------------------------------------------- decisions
@@ -212,16 +340,18 @@ _LOCK = threading.Lock()
 
 
 def read_reviews(root: str | Path) -> dict[str, dict[str, Any]]:
-    """The decisions recorded for a run, by candidate id (empty when none yet)."""
-    data = _json(Path(root) / "review.json", {}) or {}
-    candidates = data.get("candidates", {}) if isinstance(data, dict) else {}
-    return {str(k): v for k, v in candidates.items() if isinstance(v, dict)}
+    """The decisions recorded for a run, by candidate id (empty when none yet);
+    UntrustedDataError when review.json is there but unusable."""
+    try:
+        data = read_run_json(root, "review.json", REVIEW)
+    except FileNotFoundError:
+        return {}
+    return data["candidates"]
 
 
 def approved_candidates(root: str | Path) -> list[str]:
     """Ids a reviewer approved (for the SGNN step, which trains on approved simulators)."""
-    return sorted(k for k, v in read_reviews(root).items() if v.get("decision") == "approved")
-
+    return sorted(k for k, v in read_reviews(root).items() if v["decision"] == "approved")
 
 
 def record_decision(root: str | Path, candidate_id: str, decision: str, note: str,
@@ -229,7 +359,9 @@ def record_decision(root: str | Path, candidate_id: str, decision: str, note: st
     """Record approve / reject with a note for one candidate; returns the stored entry.
 
     Read-modify-write happens under a process-wide lock, so two reviewers clicking at
-    once in the threaded server do not drop each other's decisions.
+    once in the threaded server do not drop each other's decisions. A review.json that
+    cannot be read (a link, a wrong shape) is refused rather than overwritten: the
+    decisions it may hold are not thrown away silently.
     """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
@@ -239,13 +371,14 @@ def record_decision(root: str | Path, candidate_id: str, decision: str, note: st
     entry = {"decision": decision, "note": note,
              "time": (now or datetime.now(UTC)).isoformat(timespec="seconds")}
     with _LOCK:
-        data = _json(root / "review.json", {}) or {}
-        if not isinstance(data, dict):
-            data = {}
-        candidates = data.get("candidates")
-        if not isinstance(candidates, dict):
-            candidates = {}
-        candidates[candidate_id] = entry
-        data["candidates"] = candidates
-        write_atomic(root / "review.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+        try:
+            data = read_run_json(root, "review.json", REVIEW)
+        except FileNotFoundError:
+            data = {"candidates": {}}
+        except UntrustedDataError as exc:
+            raise UntrustedDataError(f"{exc}; fix or remove review.json before recording "
+                                     "a decision") from None
+        data["candidates"][candidate_id] = entry
+        target = safe_child(root, "review.json", f"{root.name}/review.json")
+        write_atomic(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return entry

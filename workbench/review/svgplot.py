@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import math
-from pathlib import Path
 
 __all__ = ["counterfactual_series", "line_plot_svg"]
 
 _COLORS = {"baseline": "#4c72b0", "intervened": "#dd8452"}
 
 
-def counterfactual_series(path: Path, limit: int = 6) -> dict[str, dict[str, list[float]]]:
-    """``{name: {"t", "baseline", "intervened", bands...}}`` from a counterfactual.csv,
-    for names that have both a baseline and an intervened column (first ``limit``)."""
+def counterfactual_series(text: str, limit: int = 6) -> dict[str, dict[str, list[float]]]:
+    """``{name: {"t", "baseline", "intervened", bands...}}`` from a counterfactual.csv's
+    text (read by the caller through the run-folder gate), for names that have both a
+    baseline and an intervened column (first ``limit``); ``{}`` for an unreadable table."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError:
+        rows = list(reader)
+    except csv.Error:
         return {}
     if not rows:
         return {}
@@ -31,13 +32,14 @@ def counterfactual_series(path: Path, limit: int = 6) -> dict[str, dict[str, lis
     def column(name: str) -> list[float]:
         out = []
         for row in rows:
+            cell = row.get(name)  # None where a row is short
             try:
-                out.append(float(row.get(name, "nan")))
+                out.append(float(cell) if isinstance(cell, str) else math.nan)
             except ValueError:
                 out.append(math.nan)
         return out
 
-    fields = list(rows[0])
+    fields = [f for f in reader.fieldnames or [] if isinstance(f, str)]
     names = [f.removeprefix("baseline_") for f in fields if f.startswith("baseline_")
              and "_q" not in f and f"intervened_{f.removeprefix('baseline_')}" in fields]
     series: dict[str, dict[str, list[float]]] = {}
