@@ -8,15 +8,18 @@ empty cell or NaN, are skipped by the likelihood).
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mechanistic.errors import DataError
+from mechanistic.errors import DataError, UntrustedDataError
 
-__all__ = ["TIME_COLUMNS", "ObservedData", "load_csv"]
+__all__ = ["CSV_LIMIT_VARIABLES", "TIME_COLUMNS", "CsvLimits", "ObservedData", "load_csv"]
 
 TIME_COLUMNS = ("t", "time", "day", "days", "year", "date_index", "week", "hour", "hours")
 
@@ -98,18 +101,127 @@ class ObservedData:
         return pd.DataFrame({self.time_name: self.t, **self.values})
 
 
-def load_csv(path: str | Path, time_column: str | None = None) -> ObservedData:
-    """Read observations from CSV; the time column is named or found by a usual name."""
+MiB = 1024 * 1024
+
+# The environment variables that override each CsvLimits field: the one place they are read.
+CSV_LIMIT_VARIABLES = {
+    "max_bytes": "MMW_CSV_MAX_BYTES",
+    "max_rows": "MMW_CSV_MAX_ROWS",
+    "max_columns": "MMW_CSV_MAX_COLUMNS",
+}
+
+
+@dataclass(frozen=True)
+class CsvLimits:
+    """How large an observations CSV may be, checked before and while it is parsed.
+
+    Without a bound a file of 10**6 columns kept the loader busy for minutes and one of
+    10**6 rows took the fitter to 18.5 GB (its RK4 graph grows with the rows: about four
+    steps per row, for every start). The defaults are generous for the time series a
+    mechanistic model is fitted to (a decade of hourly readings is 88,000 rows; a model
+    with more than a few dozen observables is rare) and keep ``mmw fit`` at the row
+    limit within a few GB (measured in tests/mechanistic/test_hostile_inputs.py's
+    docstring). Override with the environment variables in :data:`CSV_LIMIT_VARIABLES`.
+    """
+
+    max_bytes: int = 64 * MiB
+    max_rows: int = 100_000
+    max_columns: int = 256
+
+    def __post_init__(self) -> None:
+        for name in CSV_LIMIT_VARIABLES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CsvLimits.{name} must be a whole number >= 1, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CsvLimits:
+        """The defaults, each replaced by its environment variable where that is set."""
+        env = os.environ if environ is None else environ
+        given: dict[str, int] = {}
+        for name, variable in CSV_LIMIT_VARIABLES.items():
+            text = env.get(variable, "").strip().replace("_", "")
+            if not text:
+                continue
+            if not text.isdigit() or len(text) > 18 or int(text) < 1:
+                raise DataError(f"{variable}={env[variable]!r} must be a whole number >= 1 "
+                                f"(the default is {getattr(cls, name)})")
+            given[name] = int(text)
+        return cls(**given)
+
+    def exceeded(self, name: str, found: str) -> DataError:
+        """The error for breaking limit ``name``: what was found, the limit, how to raise it."""
+        return DataError(f"{found}, more than the limit of {getattr(self, name)} "
+                         f"{name.removeprefix('max_')}; set {CSV_LIMIT_VARIABLES[name]} to "
+                         f"raise it")
+
+
+def _read_text(path: Path, limits: CsvLimits) -> str:
+    """The file's text, read only if it is a regular file within the byte limit."""
+    from mechanistic.untrusted import read_regular_file
+
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if size > limits.max_bytes:  # a regular file's size, before anything is read
+        raise limits.exceeded("max_bytes", f"{path}: {size} bytes")
+    try:
+        raw = read_regular_file(path, str(path), limits.max_bytes)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UntrustedDataError as exc:
+        if "more than the limit" in str(exc):  # it grew after the check
+            raise limits.exceeded("max_bytes", f"{path}: over {limits.max_bytes} bytes") \
+                from None
+        raise DataError(str(exc)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a readable CSV file (byte {exc.start} is not UTF-8 "
+                        f"text); save it as UTF-8 CSV") from None
+
+
+def _header_width(text: str) -> int:
+    """Fields of the first record, counted by the csv module (quotes respected) before
+    pandas builds anything: 10**6 columns are refused in milliseconds."""
+    try:
+        header = next(csv.reader(io.StringIO(text), skipinitialspace=True), [])
+    except csv.Error:
+        return 0  # pandas reports the malformed file in its own words
+    return len(header)
+
+
+def load_csv(path: str | Path, time_column: str | None = None,
+             limits: CsvLimits | None = None) -> ObservedData:
+    """Read observations from CSV; the time column is named or found by a usual name.
+
+    The file must be a regular file (a FIFO or a directory is an error, not a hang) within
+    ``limits`` (by default :meth:`CsvLimits.from_env`): its size is checked before it is
+    read, its header's width before pandas parses it, and pandas reads at most one row
+    more than the row limit, so a huge file costs no more than the limit allows.
+    """
     import pandas as pd
 
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    limits = CsvLimits.from_env() if limits is None else limits
+    text = _read_text(path, limits)
+    width = _header_width(text)
+    if width > limits.max_columns:
+        raise limits.exceeded("max_columns", f"{path}: the header has {width} columns")
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True,
+                            nrows=limits.max_rows + 1)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({first})") from None
+    del text
+    if len(frame) > limits.max_rows:
+        raise limits.exceeded("max_rows", f"{path}: more than {limits.max_rows} data rows")
+    if frame.shape[1] > limits.max_columns:  # a header the csv module read differently
+        raise limits.exceeded("max_columns", f"{path}: {frame.shape[1]} columns")
     if frame.shape[1] < 2:
         raise DataError(f"{path}: needs a time column and at least one observation column, "
                         f"found columns {list(frame.columns)}")
@@ -126,9 +238,12 @@ def load_csv(path: str | Path, time_column: str | None = None) -> ObservedData:
     values = {}
     for name in frame.columns:
         numeric = pd.to_numeric(frame[name], errors="coerce")
-        bad = numeric.isna() & frame[name].notna() & (frame[name].astype(str).str.strip() != "")
-        text_nan = frame[name].astype(str).str.strip().str.lower().isin(["nan", "na", ""])
-        bad = bad & ~text_nan
+        # Only cells that did not parse are looked at as text: a numeric column costs no
+        # string copies, whatever its length.
+        unparsed = numeric.isna() & frame[name].notna()
+        cells = frame[name][unparsed].astype(str).str.strip().str.lower()
+        bad = pd.Series(False, index=frame.index)
+        bad[unparsed] = ~cells.isin(["nan", "na", ""])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{path}: column {name!r} row {row + 2} holds "

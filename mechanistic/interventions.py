@@ -22,7 +22,6 @@ counterpart of a dose.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from typing import Any, ClassVar
 
 from mechanistic.errors import ModelError
 from mechanistic.model import Model
+from mechanistic.untrusted import JsonLimits, parse_json, read_regular_file
 
 __all__ = [
     "ControlSchedule",
@@ -47,10 +47,31 @@ __all__ = [
 ]
 
 
+# Interventions come from files, LLM answers and task JSON: bounded so that one answer
+# cannot make a simulation step onto millions of breakpoints or echo megabytes in an error.
+MAX_INTERVENTIONS = 1_000
+MAX_DOSE_TIMES = 10_000
+MAX_NAME = 200
+MAX_FILE_BYTES = 4 * 1024 * 1024
+_FILE_LIMITS = JsonLimits(max_bytes=MAX_FILE_BYTES, max_depth=20)
+
+
+def _show(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut short: an error message names a bad value, it does not copy it."""
+    text = repr(value) if not isinstance(value, list | dict) or len(value) < 50 else \
+        f"<{type(value).__name__} of {len(value)} items>"
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _num(value: Any, what: str, allow_inf: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ModelError(f"{what} must be a number, got {value!r}")
-    value = float(value)
+        raise ModelError(f"{what} must be a number, got {_show(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond a float's range (10**400)
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        raise ModelError(f"{what} must be a finite number, got an integer of about {digits} "
+                         f"digits") from None
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise ModelError(f"{what} must be finite, got {value!r}")
     return value
@@ -198,43 +219,72 @@ _OPTIONAL: dict[str, set[str]] = {
 
 
 def intervention_from_dict(data: Any, index: int = 0) -> Intervention:
+    """One intervention from its JSON form, which may come from a file, an LLM's answer or
+    a task: every field's type is checked here, before any dataclass is built, so a kind
+    that is a list, a time that is text or a number beyond a float is one ModelError
+    naming the field and the fix, never a TypeError or OverflowError."""
     where = f"intervention [{index}]"
-    if not isinstance(data, dict):
-        raise ModelError(f"{where} must be an object, got {data!r}")
+    if not isinstance(data, Mapping):
+        raise ModelError(f"{where} must be an object such as "
+                         f'{{"kind": "scale", "target": "beta", "factor": 0.5, "start": 10}}, '
+                         f"got {_show(data)}")
     kind = data.get("kind")
-    cls = _KINDS.get(kind)  # type: ignore[arg-type]
-    if cls is None:
-        raise ModelError(f"{where}: unknown kind {kind!r}; use one of {sorted(_KINDS)}")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ModelError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {_show(kind)}")
+    fields = sorted(_REQUIRED[kind] | _OPTIONAL[kind])
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ModelError(f"{where} ({kind}): field names must be text, got {_show(odd[0])}; "
+                         f"fields are {fields}")
     args = {k: v for k, v in data.items() if k != "kind"}
     missing = _REQUIRED[kind] - set(args)
     extra = set(args) - _REQUIRED[kind] - _OPTIONAL[kind]
     if missing or extra:
-        raise ModelError(f"{where} ({kind}): missing {sorted(missing)}, unknown {sorted(extra)}; "
-                         f"fields are {sorted(_REQUIRED[kind] | _OPTIONAL[kind])}")
+        wrong = ([f"missing {sorted(missing)}"] if missing else []) + \
+            ([f"unknown [{', '.join(_show(k, 40) for k in sorted(extra)[:5])}]"] if extra else [])
+        raise ModelError(f"{where} ({kind}): {', '.join(wrong)}; fields are {fields}")
     if args.get("end", 0) is None:
         args["end"] = math.inf
     if kind == "dose":
-        times = args["times"]
-        args["times"] = tuple(times) if isinstance(times, list) else (times,)
+        args["times"] = _dose_times(args["times"], f"{where} (dose)")
     for key in ("target", "state", "source"):
         if kind == "transfer" and key == "target" and args.get(key) is None:
             continue  # a removal: to outside the system
-        if key in args and not isinstance(args[key], str):
-            raise ModelError(f"{where} ({kind}): {key!r} must be a name, got {args[key]!r}")
+        if key in args and (not isinstance(args[key], str) or not args[key]
+                            or len(args[key]) > MAX_NAME):
+            raise ModelError(f"{where} ({kind}): {key!r} must be a name (text of 1 to "
+                             f"{MAX_NAME} characters), got {_show(args[key])}")
     try:
-        return cls(**args)
+        return _KINDS[kind](**args)
     except ModelError as exc:
         raise ModelError(f"{where}: {exc}") from None
 
 
+def _dose_times(times: Any, where: str) -> tuple[Any, ...]:
+    """A dose's ``times``: a list of numbers (or one number), at most MAX_DOSE_TIMES."""
+    if isinstance(times, int | float) and not isinstance(times, bool):
+        return (times,)
+    if not isinstance(times, list | tuple):
+        raise ModelError(f"{where}: 'times' must be a list of numbers such as [0, 12, 24], "
+                         f"got {_show(times)}")
+    if len(times) > MAX_DOSE_TIMES:
+        raise ModelError(f"{where}: {len(times)} dose times is more than the limit of "
+                         f"{MAX_DOSE_TIMES}; use an infusion for a continuous input")
+    return tuple(times)
+
+
 def interventions_from_json(data: Any) -> list[Intervention]:
     """Parse the JSON form: a list, one intervention object, or {"interventions": [...]}."""
-    if isinstance(data, dict) and "interventions" in data:
+    if isinstance(data, Mapping) and "interventions" in data:
         data = data["interventions"]
-    if isinstance(data, dict):
+    if isinstance(data, Mapping):
         data = [data]
-    if not isinstance(data, list):
-        raise ModelError("interventions must be a JSON list of intervention objects")
+    if not isinstance(data, list | tuple):
+        raise ModelError(f"interventions must be a JSON list of intervention objects, got "
+                         f"{_show(data)}")
+    if len(data) > MAX_INTERVENTIONS:
+        raise ModelError(f"{len(data)} interventions is more than the limit of "
+                         f"{MAX_INTERVENTIONS}")
     return [intervention_from_dict(d, i) for i, d in enumerate(data)]
 
 
@@ -243,11 +293,14 @@ def interventions_to_json(items: Iterable[Intervention]) -> list[dict[str, Any]]
 
 
 def load_interventions(path: str | Path) -> list[Intervention]:
+    """An interventions file: a regular file of at most MAX_FILE_BYTES, parsed as bounded
+    JSON (duplicate keys, 400-digit integers, NaN and deep nesting refused)."""
+    what = f"interventions file {path}"
+    data = parse_json(read_regular_file(path, what, MAX_FILE_BYTES), what, _FILE_LIMITS)
     try:
-        data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: not valid JSON: {exc}") from None
-    return interventions_from_json(data)
+        return interventions_from_json(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
 
 
 def validate_interventions(model: Model, items: Sequence[Intervention]) -> None:
@@ -309,7 +362,12 @@ class ControlSchedule:
         """``{"times": [...], "values": [...]}``, or a bare number for a constant."""
         if isinstance(data, int | float) and not isinstance(data, bool):
             return cls((-math.inf,), (float(data),))
+        shape = (f"control {_show(name)}: schedule must be a number or "
+                 f'{{"times": [...], "values": [...]}} with at most {MAX_DOSE_TIMES} of each')
         if not isinstance(data, Mapping) or set(data) != {"times", "values"}:
-            raise ModelError(f"control {name!r}: schedule must be a number or "
-                             f'{{"times": [...], "values": [...]}}')
-        return cls(tuple(data["times"]), tuple(data["values"]))
+            raise ModelError(shape)
+        times, values = data["times"], data["values"]
+        if not (isinstance(times, list | tuple) and isinstance(values, list | tuple)) or \
+                max(len(times), len(values)) > MAX_DOSE_TIMES:
+            raise ModelError(shape)
+        return cls(tuple(times), tuple(values))
