@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from mechanistic.errors import ModelError
 from mechanistic.model import Model
-from mechanistic.untrusted import JsonLimits, parse_json, read_regular_file
+from mechanistic.untrusted import JsonLimits, parse_json, read_regular_file, shown
 
 __all__ = [
     "ControlSchedule",
@@ -56,16 +56,9 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 _FILE_LIMITS = JsonLimits(max_bytes=MAX_FILE_BYTES, max_depth=20)
 
 
-def _show(value: Any, width: int = 60) -> str:
-    """``repr(value)``, cut short: an error message names a bad value, it does not copy it."""
-    text = repr(value) if not isinstance(value, list | dict) or len(value) < 50 else \
-        f"<{type(value).__name__} of {len(value)} items>"
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
 def _num(value: Any, what: str, allow_inf: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ModelError(f"{what} must be a number, got {_show(value)}")
+        raise ModelError(f"{what} must be a number, got {shown(value)}")
     try:
         value = float(value)
     except OverflowError:  # an int beyond a float's range (10**400)
@@ -227,21 +220,21 @@ def intervention_from_dict(data: Any, index: int = 0) -> Intervention:
     if not isinstance(data, Mapping):
         raise ModelError(f"{where} must be an object such as "
                          f'{{"kind": "scale", "target": "beta", "factor": 0.5, "start": 10}}, '
-                         f"got {_show(data)}")
+                         f"got {shown(data)}")
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in _KINDS:
-        raise ModelError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {_show(kind)}")
+        raise ModelError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {shown(kind)}")
     fields = sorted(_REQUIRED[kind] | _OPTIONAL[kind])
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
-        raise ModelError(f"{where} ({kind}): field names must be text, got {_show(odd[0])}; "
+        raise ModelError(f"{where} ({kind}): field names must be text, got {shown(odd[0])}; "
                          f"fields are {fields}")
     args = {k: v for k, v in data.items() if k != "kind"}
     missing = _REQUIRED[kind] - set(args)
     extra = set(args) - _REQUIRED[kind] - _OPTIONAL[kind]
     if missing or extra:
         wrong = ([f"missing {sorted(missing)}"] if missing else []) + \
-            ([f"unknown [{', '.join(_show(k, 40) for k in sorted(extra)[:5])}]"] if extra else [])
+            ([f"unknown [{', '.join(shown(k, 40) for k in sorted(extra)[:5])}]"] if extra else [])
         raise ModelError(f"{where} ({kind}): {', '.join(wrong)}; fields are {fields}")
     if args.get("end", 0) is None:
         args["end"] = math.inf
@@ -253,7 +246,7 @@ def intervention_from_dict(data: Any, index: int = 0) -> Intervention:
         if key in args and (not isinstance(args[key], str) or not args[key]
                             or len(args[key]) > MAX_NAME):
             raise ModelError(f"{where} ({kind}): {key!r} must be a name (text of 1 to "
-                             f"{MAX_NAME} characters), got {_show(args[key])}")
+                             f"{MAX_NAME} characters), got {shown(args[key])}")
     try:
         return _KINDS[kind](**args)
     except ModelError as exc:
@@ -266,7 +259,7 @@ def _dose_times(times: Any, where: str) -> tuple[Any, ...]:
         return (times,)
     if not isinstance(times, list | tuple):
         raise ModelError(f"{where}: 'times' must be a list of numbers such as [0, 12, 24], "
-                         f"got {_show(times)}")
+                         f"got {shown(times)}")
     if len(times) > MAX_DOSE_TIMES:
         raise ModelError(f"{where}: {len(times)} dose times is more than the limit of "
                          f"{MAX_DOSE_TIMES}; use an infusion for a continuous input")
@@ -281,7 +274,7 @@ def interventions_from_json(data: Any) -> list[Intervention]:
         data = [data]
     if not isinstance(data, list | tuple):
         raise ModelError(f"interventions must be a JSON list of intervention objects, got "
-                         f"{_show(data)}")
+                         f"{shown(data)}")
     if len(data) > MAX_INTERVENTIONS:
         raise ModelError(f"{len(data)} interventions is more than the limit of "
                          f"{MAX_INTERVENTIONS}")
@@ -362,7 +355,7 @@ class ControlSchedule:
         """``{"times": [...], "values": [...]}``, or a bare number for a constant."""
         if isinstance(data, int | float) and not isinstance(data, bool):
             return cls((-math.inf,), (float(data),))
-        shape = (f"control {_show(name)}: schedule must be a number or "
+        shape = (f"control {shown(name)}: schedule must be a number or "
                  f'{{"times": [...], "values": [...]}} with at most {MAX_DOSE_TIMES} of each')
         if not isinstance(data, Mapping) or set(data) != {"times", "values"}:
             raise ModelError(shape)

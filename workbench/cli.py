@@ -92,19 +92,32 @@ def parse_time_spec(spec: str) -> Any:
     return start + step * np.arange(n + 1)
 
 
+PARAMS_MAX_BYTES = 1024 * 1024  # a params file is {name: number}; a megabyte is thousands
+
+
 def read_params(path: Path, model: Any) -> dict[str, float]:
-    """A params JSON object {name: number}; every free parameter must be given."""
-    data = json.loads(path.read_text())
+    """A params JSON object {name: number}; every free parameter must be given.
+
+    The file is read as untrusted data (mechanistic.untrusted): a regular file of at most
+    PARAMS_MAX_BYTES, duplicate keys, 400-digit integers, NaN and deep nesting refused,
+    each as one error naming the file, never an OverflowError or RecursionError.
+    """
+    from mechanistic.untrusted import JsonLimits, parse_json, read_regular_file
+
+    what = f"--params {path}"
+    data = parse_json(read_regular_file(path, what, PARAMS_MAX_BYTES), what,
+                      JsonLimits(max_bytes=PARAMS_MAX_BYTES, max_depth=2, max_string=1000))
     if not isinstance(data, dict):
         raise InputError(f"{path}: parameters must be a JSON object {{name: value}}")
     unknown = sorted(set(data) - set(model.param_names))
     if unknown:
-        raise InputError(f"{path}: unknown parameter(s) {unknown}; the model has "
+        raise InputError(f"{path}: unknown parameter(s) {unknown[:10]}; the model has "
                          f"{model.param_names}")
     bad = [k for k, v in data.items()
            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)]
     if bad:
-        raise InputError(f"{path}: parameter(s) {bad} must be finite numbers")
+        raise InputError(f"{path}: parameter(s) {bad} must be finite numbers, as in "
+                         f'{{"{bad[0]}": 0.5}}')
     missing = [n for n in model.free_param_names if n not in data]
     if missing:
         raise InputError(f"{path}: missing value(s) for parameter(s) {missing}")

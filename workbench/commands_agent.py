@@ -17,7 +17,10 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-__all__ = ["register"]
+__all__ = ["DESCRIPTION_MAX_BYTES", "register"]
+
+# A description is a few paragraphs an LLM reads in its prompt; 256 KiB is a long paper.
+DESCRIPTION_MAX_BYTES = 256 * 1024
 
 
 def _make_proposer(agent: str, llm: str | None, base_url: str | None, seed: int,
@@ -213,7 +216,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                              f"choose another --out")
         if data_path is None:
             raise ValueError("--data DATA.csv is required")
-        text = describe or (describe_file.read_text() if describe_file else None)
+        text = describe or (_read_description(describe_file) if describe_file else None)
         if not text or not text.strip():
             raise ValueError("describe the system with --describe TEXT or --describe-file F")
         data = load_csv(data_path)
@@ -271,6 +274,19 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         out_console.print(f"note: {note}", markup=False)
     if result.verdict is not None:
         out_console.print(result.verdict.line(), markup=False)
+
+
+def _read_description(path: Path) -> str:
+    """The text of ``--describe-file``: a regular file (a FIFO is an error, not a hang) of
+    at most DESCRIPTION_MAX_BYTES, in UTF-8."""
+    from mechanistic.untrusted import read_regular_file
+
+    raw = read_regular_file(path, f"--describe-file {path}", DESCRIPTION_MAX_BYTES)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--describe-file {path}: byte {exc.start} is not UTF-8 text; save "
+                         f"the description as UTF-8") from None
 
 
 def _warn_verdict(run: Path, console: Any) -> None:

@@ -11,9 +11,14 @@ from pathlib import Path
 
 from mechanistic.errors import ModelError
 from mechanistic.model import Model
-from mechanistic.serialize import model_from_json
+from mechanistic.serialize import MODEL_JSON_LIMITS, model_from_json
+from mechanistic.untrusted import read_regular_file
 
-__all__ = ["load_model"]
+__all__ = ["MODULE_MAX_BYTES", "load_model"]
+
+# A DSL module is a page or two of Python; a megabyte is far past any real one, and the
+# sandbox has to hold the source too. Model JSON gets the bound model_from_json reads it under.
+MODULE_MAX_BYTES = 1024 * 1024
 
 
 def load_model(path: str | Path) -> Model:
@@ -24,16 +29,21 @@ def load_model(path: str | Path) -> Model:
     that names the file, so the command line can print one line and exit.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    what = f"model file {path}"
     if suffix == ".json":
+        # Only the read is bounded here (a regular file, at most MODEL_JSON_LIMITS.max_bytes, so
+        # a FIFO or /dev/zero is an error, not a hang); model_from_json checks the content.
+        text = read_regular_file(path, what, MODEL_JSON_LIMITS.max_bytes)
         try:
-            return model_from_json(path.read_bytes())
+            return model_from_json(text)
         except ModelError as exc:
             raise type(exc)(f"{path}: {exc}") from None
     if suffix == ".py":
-        return _run_module(path.read_text(encoding="utf-8", errors="replace"), path)
+        source = read_regular_file(path, what, MODULE_MAX_BYTES)
+        return _run_module(source.decode("utf-8", errors="replace"), path)
     raise ModelError(f"{path}: a model is a .json file or a .py DSL module, got {suffix or 'no'} "
                      f"suffix")
 

@@ -1,0 +1,210 @@
+"""Hostile values and files on the command line: one ``error:`` line, exit 2, quickly.
+
+Before these tests ``mmw simulate --params`` with a 400-digit integer raised
+``OverflowError`` and with 10**5-deep nesting ``RecursionError``; ``--intervention`` with
+a kind that is a list raised ``TypeError``; ``mmw fit`` on 10**6 columns did not answer
+in 120 s; a FIFO given as the CSV, the params, the model or the description hung the
+command. Each case asserts the exit status, the single error line's words (what is wrong,
+and the setting or the fix) and a wall-clock bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.hostile
+
+# Each case answers in well under a second on an idle machine (the first includes importing
+# the commands); the bound leaves room for a loaded CI runner, while the cases it guards
+# against never answered (a FIFO) or took minutes (10**6 columns).
+BOUND = 20.0
+
+
+@pytest.fixture
+def refused(invoke: Callable[..., Any]) -> Callable[..., str]:
+    """``refused(seconds, *args)``: run ``mmw ARGS``; exit 2 with one ``error:`` line and
+    no traceback within ``seconds``. Returns the line."""
+
+    def run(seconds: float, *args: object) -> str:
+        started = time.perf_counter()
+        result = invoke(*args)
+        took = time.perf_counter() - started
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+        assert "Traceback" not in result.output
+        assert took < seconds, f"took {took:.1f} s"
+        return lines[0]
+
+    return run
+
+
+def _file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _fifo(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    os.mkfifo(path)  # nobody writes: a blocking open for reading would never return
+    return path
+
+
+# ------------------------------------------------------------------------------ --params
+@pytest.mark.parametrize(("text", "words"), [
+    ('{"k": 1' + "0" * 400 + ', "sigma": 0.1}', ["integer of 401 digits", "limit of 40"]),
+    ('{"k": 1e400, "sigma": 0.1}', ["out of range"]),
+    ('{"k": NaN, "sigma": 0.1}', ["NaN is not a number JSON allows"]),
+    ('{"k": 0.3, "k": 0.4, "sigma": 0.1}', ["'k' appears twice"]),
+    ("[" * 100_000 + "]" * 100_000, ["nested deeper than the limit"]),
+    ('{"k": {"k": 0.3}, "sigma": 0.1}', ["nested deeper than the limit of 2"]),
+    ('{"k": [0.3], "sigma": 0.1}', ["nested deeper than the limit of 2"]),
+    ('{"' + "k" * 5000 + '": 0.3}', ["a key is longer than the limit"]),
+])
+def test_hostile_params_file(refused, model_json: Path, tmp_path: Path, text: str,
+                             words: list[str]) -> None:
+    params = _file(tmp_path, "p.json", text)
+    line = refused(BOUND, "simulate", model_json, "--params", params, "--t", "0:1:1")
+    assert f"--params {params}" in line
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_params_bool_and_huge_float_values(refused, model_json: Path, tmp_path: Path) -> None:
+    params = _file(tmp_path, "p.json", '{"k": true, "sigma": 0.1}')
+    line = refused(BOUND, "simulate", model_json, "--params", params, "--t", "0:1:1")
+    assert "['k'] must be finite numbers" in line
+
+
+def test_params_fifo_directory_and_oversized_file(refused, model_json: Path,
+                                                  tmp_path: Path) -> None:
+    args = ("simulate", model_json, "--t", "0:1:1", "--params")
+    assert "not a regular file" in refused(BOUND, *args, _fifo(tmp_path, "p.json"))
+    assert "is a directory" in refused(BOUND, *args, tmp_path)
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(8 * 1024**3)
+    assert "more than the limit of 1048576" in refused(BOUND, *args, big)
+
+
+# ------------------------------------------------------------------------ --intervention
+@pytest.mark.parametrize(("item", "words"), [
+    ({"kind": ["scale"], "target": "k", "factor": 2}, ["'kind' must be one of", "['scale']"]),
+    ({"kind": {"scale": 1}, "target": "k", "factor": 2}, ["'kind' must be one of"]),
+    ({"kind": "scale", "target": "k", "factor": 2, "when": 3}, ["unknown ['when']"]),
+    ({"kind": "scale", "target": ["k"], "factor": 2}, ["'target' must be a name"]),
+    ({"kind": "scale", "target": "k", "factor": 2, "start": "soon"},
+     ["'start' must be a number", "'soon'"]),
+    ({"kind": "dose", "state": "x", "amount": 1, "times": "daily"},
+     ["'times' must be a list of numbers"]),
+    ({"kind": "dose", "state": "x", "amount": 1, "times": [0, "1"]},
+     ["dose intervention time must be a number"]),
+    ("scale k", ["intervention [0] must be an object"]),
+])
+def test_hostile_intervention_values(refused, model_json: Path, params_json: Path,
+                                     tmp_path: Path, item: Any, words: list[str]) -> None:
+    path = _file(tmp_path, "i.json", json.dumps([item]))
+    line = refused(BOUND, "simulate", model_json, "--params", params_json, "--t", "0:1:1",
+                   "--intervention", path)
+    assert "i.json: intervention [0]" in line or "intervention [0]" in line, line
+    for word in words:
+        assert word in line, (word, line)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[{"kind": "scale", "target": "k", "factor": Infinity}]', ["Infinity is not a number"]),
+    ('[{"kind": "scale", "target": "k", "factor": 1e999}]', ["out of range"]),
+    ('[{"kind": "scale", "target": "k", "factor": 1' + "0" * 400 + "}]", ["401 digits"]),
+    ("[" * 100_000 + "]" * 100_000, ["nested deeper than the limit"]),
+    ('[{"kind": "scale", "kind": "set", "target": "k", "value": 1}]', ["appears twice"]),
+])
+def test_hostile_intervention_files(refused, model_json: Path, params_json: Path,
+                                    tmp_path: Path, text: str, words: list[str]) -> None:
+    path = _file(tmp_path, "i.json", text)
+    line = refused(BOUND, "simulate", model_json, "--params", params_json, "--t", "0:1:1",
+                   "--intervention", path)
+    assert f"interventions file {path}" in line
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_intervention_fifo(refused, model_json: Path, params_json: Path,
+                           tmp_path: Path) -> None:
+    line = refused(BOUND, "simulate", model_json, "--params", params_json, "--t", "0:1:1",
+                   "--intervention", _fifo(tmp_path, "i.json"))
+    assert "not a regular file" in line
+
+
+# ------------------------------------------------------------------------------ CSV size
+def test_fit_on_a_million_columns_answers_at_once(refused, model_json: Path,
+                                                  tmp_path: Path) -> None:
+    wide = _file(tmp_path, "wide.csv", "day," + ",".join(f"c{i}" for i in range(10**6))
+                 + "\n0," + ",".join("1" for _ in range(10**6)) + "\n")
+    line = refused(BOUND, "fit", model_json, wide, "--out", tmp_path / "o")
+    assert "1000001 columns" in line and "MMW_CSV_MAX_COLUMNS" in line
+
+
+def test_fit_rows_past_the_limit_name_the_setting(refused, model_json: Path, tmp_path: Path,
+                                                  monkeypatch) -> None:
+    data = _file(tmp_path, "d.csv", "day,y\n" + "".join(f"{i},1\n" for i in range(60)))
+    monkeypatch.setenv("MMW_CSV_MAX_ROWS", "50")
+    line = refused(BOUND, "fit", model_json, data, "--out", tmp_path / "o")
+    assert "more than 50 data rows" in line and "set MMW_CSV_MAX_ROWS to raise it" in line
+    monkeypatch.setenv("MMW_CSV_MAX_ROWS", "fifty")
+    line = refused(BOUND, "fit", model_json, data, "--out", tmp_path / "o")
+    assert "MMW_CSV_MAX_ROWS='fifty' must be a whole number" in line
+
+
+def test_fit_on_a_fifo_a_directory_or_a_device(refused, model_json: Path,
+                                               tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert "not a regular file" in refused(BOUND, "fit", model_json, _fifo(tmp_path, "d.csv"),
+                                           "--out", out)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    assert "is a directory" in refused(BOUND, "fit", model_json, folder, "--out", out)
+    assert "not a regular file" in refused(BOUND, "fit", model_json, "/dev/zero", "--out", out)
+
+
+def test_fit_on_a_sparse_huge_file(refused, model_json: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    with big.open("wb") as handle:
+        handle.truncate(20 * 1024**3)
+    line = refused(BOUND, "fit", model_json, big, "--out", tmp_path / "o")
+    assert "21474836480 bytes" in line and "MMW_CSV_MAX_BYTES" in line
+
+
+# ------------------------------------------------------------------ model and description
+def test_model_file_fifo_directory_and_size(refused, tmp_path: Path) -> None:
+    assert "not a regular file" in refused(BOUND, "show", _fifo(tmp_path, "m.json"))
+    folder = tmp_path / "d.json"
+    folder.mkdir()
+    assert "is a directory" in refused(BOUND, "show", folder)
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(4 * 1024**3)
+    assert "more than the limit" in refused(BOUND, "show", big)
+    module = tmp_path / "big.py"
+    with module.open("wb") as handle:
+        handle.truncate(2 * 1024**2)
+    assert "more than the limit of 1048576" in refused(BOUND, "show", module)
+
+
+def test_describe_file_fifo_and_size(refused, decay_csv: Path, tmp_path: Path) -> None:
+    args = ("model", "--out", tmp_path / "run", "--data", decay_csv, "--describe-file")
+    assert "not a regular file" in refused(BOUND, *args, _fifo(tmp_path, "d.md"))
+    big = tmp_path / "big.md"
+    with big.open("wb") as handle:
+        handle.truncate(1024**3)
+    assert "more than the limit of 262144" in refused(BOUND, *args, big)
+    latin = tmp_path / "latin.md"
+    latin.write_bytes(b"d\xe9croissance")
+    assert "not UTF-8 text" in refused(BOUND, *args, latin)
