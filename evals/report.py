@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evals.bench_files import SUMMARY, read_bench_json, read_manifest, read_results_checked
 from evals.leaderboard import (
     COMPACT,
     METRIC_BY_KEY,
@@ -33,7 +33,6 @@ from evals.leaderboard import (
     cell_text,
     write_leaderboard,
 )
-from evals.runner import read_results
 from mechanistic.files import write_atomic
 
 __all__ = ["render_report", "write_report"]
@@ -141,7 +140,7 @@ def counterfactual_plot(series: Mapping[str, Any], index: int,
     cfs = series.get("counterfactuals") or []
     if t.size == 0 or index >= len(cfs):
         return None
-    cf = cfs[index]
+    cf = cfs[index] or {}
     cols = list(cf.get("truth") or {})[:MAX_PANELS]
     if not cols:
         return None
@@ -150,7 +149,7 @@ def counterfactual_plot(series: Mapping[str, Any], index: int,
         factual = _arr((series.get("truth") or {}).get(col), t.size)
         if factual is not None:
             ax.plot(t, factual, "--", lw=1.2, color="0.5", label="truth, no intervention")
-        truth = _arr(cf["truth"].get(col), t.size)
+        truth = _arr((cf.get("truth") or {}).get(col), t.size)
         if truth is not None:
             ax.plot(t, truth, "-", lw=2.2, color="black", alpha=0.6, label="truth, intervened")
         for agent, agent_series in agents.items():
@@ -194,6 +193,8 @@ def _score_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
 
 def _html_cell(summary: Mapping[str, Any] | None, key: str) -> str:
     """The mean, and under it the interval and n in small print (keeps tables narrow)."""
+    if summary is not None and None in (summary["mean"], summary["lo"], summary["hi"]):
+        summary = None  # a mean that overflowed was stored as null
     text = cell_text(summary, METRIC_BY_KEY[key])
     if summary is None:
         return _esc(text)
@@ -245,7 +246,7 @@ def _task_section(task: str, info: Mapping[str, Any], rows: Mapping[str, Any],
         parts.append(_img(forecast_plot(base, by_agent, colors), f"{task}: forecasts"))
         for i, cf in enumerate(base.get("counterfactuals") or []):
             parts.append(f"<h3>Counterfactual {i + 1}</h3>"
-                         f'<p class="note">{_esc(cf.get("question", ""))}</p>')
+                         f'<p class="note">{_esc((cf or {}).get("question") or "")}</p>')
             parts.append(_img(counterfactual_plot(base, i, by_agent, colors),
                               f"{task}: counterfactual {i + 1}"))
     failed = [r for r in results if r["task"] == task and r["status"] != "ok"]
@@ -257,8 +258,11 @@ def _task_section(task: str, info: Mapping[str, Any], rows: Mapping[str, Any],
     return "".join(parts) + "</section>"
 
 
-def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> str:
-    """The report for ``results.json``'s content and the full results (with series)."""
+def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
+                  skipped: Sequence[str] = ()) -> str:
+    """The report for ``results.json``'s content and the full results (with series), both
+    already checked against their shapes (evals/bench_files.py); ``skipped`` names the
+    result files left out and why."""
     from workbench.review.render import REPORT_CSP, review_css
 
     manifest = summary.get("manifest") or {}
@@ -275,10 +279,13 @@ def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any
             '<p class="legend">Cells: mean [95% bootstrap interval over (task, seed) jobs] '
             "(jobs with a value); lower is better except the valid rates. Forecast skill is "
             "the test-window RMSE over that of naive persistence (below 1 beats it).</p>"]
+    if skipped:
+        body.append('<section class="problems"><h2>Result files left out</h2><ul class="error">'
+                    + "".join(f"<li>{_esc(s)}</li>" for s in skipped[:100]) + "</ul></section>")
     for i, (group, keys) in enumerate(groups.items()):
         body.append(f"<section><h2>{_esc(group)}</h2>"
                     f"{_score_table(scores['overall'], keys, counts=i == 0)}</section>")
-    timing = summary.get("timing", {}).get("overall")
+    timing = (summary.get("timing") or {}).get("overall")
     if timing:
         body.append(f"<section><h2>Wall time (s)</h2>"
                     f"{_score_table(timing, ['wall_s', 'job_wall_s'])}</section>")
@@ -301,12 +308,18 @@ def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any
 
 def write_report(out: str | Path, html_path: str | Path | None = None) -> Path:
     """(Re)aggregate ``OUT`` (results.json, leaderboard.md, timing.md) and write
-    ``OUT/report.html``; returns the report's path."""
+    ``OUT/report.html``; returns the report's path.
+
+    The folder is read as untrusted data (evals/bench_files.py): a result file that is a
+    link, a FIFO or of the wrong shape is left out and named in the report; a bad
+    bench.json is one clear error.
+    """
     folder = Path(out)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a benchmark run folder")
-    results = read_results(folder)
-    files = write_leaderboard(folder, results=results)
-    summary = json.loads(files["results"].read_text(encoding="utf-8"))
+    manifest = read_manifest(folder)
+    results, skipped = read_results_checked(folder)
+    write_leaderboard(folder, manifest=manifest, results=results)
+    summary = read_bench_json(folder, "results.json", SUMMARY)
     target = Path(html_path) if html_path is not None else folder / "report.html"
-    return write_atomic(target, render_report(summary, results))
+    return write_atomic(target, render_report(summary, results, skipped))
