@@ -48,8 +48,13 @@ def register(app: typer.Typer) -> None:
                                  "(or mmw review --serve RUNS_DIR)")
             from workbench.review.report import write_report
 
-            out = write_report(path, html or path / "report.html")
+            out, unread = write_report(path, html or path / "report.html")
             _console().print(f"report: {out}", markup=False)
+            if unread:  # a link, a FIFO or a file of the wrong shape: named in the report
+                _console(stderr=True).print(
+                    f"note: {unread} file(s) of {path} could not be used (links, special "
+                    "files or wrong shapes); the report lists each with its reason",
+                    markup=False)
 
 
 def _serve(runs_dir: Path, host: str, port: int, console_factory: object) -> None:

@@ -308,5 +308,6 @@ def test_the_review_command_renders_a_hostile_run(run: Path, tmp_path: Path) -> 
     result = within(20, lambda: CliRunner().invoke(app, ["review", str(run), "--html",
                                                          str(out)]), [run / "data.csv"])
     assert result.exit_code == 0, result.output
+    assert "file(s) of" in result.output and "could not be used" in result.output
     text = assert_no_leak(out.read_text())
     assert "nodes must be an array" in text and "not a regular file" in text

@@ -252,8 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             except (FileNotFoundError, UntrustedDataError):
                 continue
             decided = sum(1 for c in run.candidates if c in run.reviews)
-            unread = len(run.problems) + sum(len(c.problems) for c in run.candidates.values())
-            flagged = f", {unread} file(s) could not be used" if unread else ""
+            flagged = f", {run.unread} file(s) could not be used" if run.unread else ""
             description = str(run.task.get("description", "")).strip().splitlines() or [""]
             items.append(
                 f'<li><a href="{esc(run_url(name))}">{esc(name)}</a> '

@@ -34,9 +34,11 @@ def render_report(run: RunView) -> str:
                 crumbs=f'<span class="crumb">{esc(run.name)}</span>')
 
 
-def write_report(run_dir: str | Path, out: str | Path) -> Path:
-    """Render ``run_dir`` into ``out`` (written atomically); returns the path."""
+def write_report(run_dir: str | Path, out: str | Path) -> tuple[Path, int]:
+    """Render ``run_dir`` into ``out`` (written atomically); returns the path and how many
+    files of the run could not be used (the report names each, with its reason)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, render_report(load_run(run_dir)))
-    return out
+    run = load_run(run_dir)
+    write_atomic(out, render_report(run))
+    return out, run.unread

@@ -118,6 +118,11 @@ class RunView:
     def name(self) -> str:
         return self.root.name
 
+    @property
+    def unread(self) -> int:
+        """How many files of the run could not be used (each is named on the page)."""
+        return len(self.problems) + sum(len(c.problems) for c in self.candidates.values())
+
 
 # ------------------------------------------------------------------------- reading
 def _json(root: Path, relative: str, shape: Shape, default: Any,
