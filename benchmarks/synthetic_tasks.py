@@ -39,9 +39,7 @@ from evals.metrics import nrmse
 from evals.suite.epidemiology import town_epidemic_truth
 from evals.suite.pharmacology import oral_antibiotic_truth
 from mechanistic import (
-    LogNormalNoise,
     Model,
-    NegBinomial,
 )
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig, FitResult, fit_model
@@ -102,14 +100,8 @@ class SyntheticTask:
         rng = np.random.default_rng(self.seed)
         model = self.build_truth()
         noise = model.observables_[self.column].noise
-        if isinstance(noise, NegBinomial):
-            phi = self.truth[str(noise.phi)]
-            lam = rng.gamma(phi, np.maximum(mean, 1e-12) / phi)
-            y = rng.poisson(lam).astype(float)
-        elif isinstance(noise, LogNormalNoise):
-            y = mean * np.exp(rng.normal(0.0, self.truth[str(noise.sigma)], mean.shape))
-        else:  # pragma: no cover - the tasks below use the two above
-            raise TypeError(f"no sampler for {noise!r}")
+        args = {name: self.truth[str(value)] for name, value in noise.arguments().items()}
+        y = noise.sample(mean, args, rng)
         if self.missing_first:
             y[0] = np.nan
         tname = {"day": "day", "hour": "hour"}.get(self.time_unit, "t")

@@ -37,7 +37,6 @@ from mechanistic.interventions import (
     validate_interventions,
 )
 from mechanistic.model import Model
-from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Poisson, PropAdd
 from mechanistic.serialize import model_from_dict, model_to_dict
 from mechanistic.untrusted import JsonLimits, parse_json
 
@@ -64,7 +63,6 @@ _NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 # A measurement this far below the series' peak is "below the limit of quantification":
 # a log-normal sample of (almost) zero carries no information and breaks log-likelihoods.
-_LOQ = 1e-6
 
 
 class TaskError(ValueError):
@@ -256,8 +254,8 @@ class BenchTask:
     def sample_noisy(self, mean: Mapping[str, np.ndarray],
                      rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One noisy realisation of ``mean`` under each observable's declared noise, at the
-        truth's parameter values. Log-normal values below the limit of quantification
-        (a mean under 1e-6 of the series' peak, e.g. before the first dose) are NaN."""
+        truth's parameter values, by the noise kind's own sampler (log-normal values below
+        the limit of quantification, e.g. before the first dose, are NaN)."""
         if self.truth_model is None:
             raise TaskError(self._where, "truth_model",
                             "a real-data task has no declared noise to sample from")
@@ -269,23 +267,7 @@ class BenchTask:
             f = np.asarray(values, dtype=float)
             noise = obs.noise
             arg = {k: self._value(v) for k, v in noise.arguments().items()}
-            if isinstance(noise, NegBinomial):
-                phi = arg["phi"]
-                lam = rng.gamma(phi, np.maximum(f, 1e-12) / phi)
-                y = rng.poisson(lam).astype(float)
-            elif isinstance(noise, Poisson):
-                y = rng.poisson(np.maximum(f, 0.0)).astype(float)
-            elif isinstance(noise, LogNormalNoise):
-                peak = float(np.max(np.abs(f))) if f.size else 0.0
-                y = f * np.exp(rng.normal(0.0, arg["sigma"], f.shape))
-                y[~(f > _LOQ * max(peak, 1e-300))] = np.nan
-            elif isinstance(noise, Gaussian):
-                y = f + rng.normal(0.0, arg["sigma"], f.shape)
-            elif isinstance(noise, PropAdd):
-                sd = np.sqrt(arg["a"] ** 2 + (arg["b"] * f) ** 2)
-                y = f + sd * rng.normal(0.0, 1.0, f.shape)
-            else:  # pragma: no cover - every noise kind of the DSL is handled above
-                raise TaskError(self._where, "truth_model", f"no sampler for {noise!r}")
+            y = noise.sample(f, arg, rng)
             out[name] = y
         return out
 

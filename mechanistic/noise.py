@@ -1,19 +1,30 @@
-"""Observation noise models, declared in the DSL.
+"""Observation noise models, declared in the DSL, each carrying its own behaviour.
 
 A noise model says how a measurement scatters around the model's prediction ``f``.
 Its arguments are expressions (usually a declared parameter, so the noise level is
-fitted with the rest, or a number). Likelihoods and sampling live in
-:mod:`mechanistic.observation` (torch); this module only declares and serialises.
+fitted with the rest, or a number). Each kind is one class holding everything about it:
+its exact log-density and standardised residual (torch, for fits and the repair loop),
+its sampler (numpy, for synthetic data, suite tasks and SGNN corpora), the data it can
+explain, and its distribution for the review. A new kind is one class here plus its
+entry in ``NOISE_KINDS``; nothing else dispatches on the type.
+
+torch is imported inside the methods that need it, so declaring a model (in the
+sandbox) never loads it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import sympy as sp
 
 __all__ = [
+    "LOQ_FRACTION",
+    "TINY",
     "Gaussian",
     "LogNormalNoise",
     "NegBinomial",
@@ -23,8 +34,25 @@ __all__ = [
 ]
 
 
+TINY = 1e-10
+"""Smallest mean/median a count or log-normal density is evaluated at: a simulated epidemic
+that dips to -1e-9 by round-off must not turn a fit's gradient into NaN."""
+
+LOQ_FRACTION = 1e-6
+"""A log-normal draw whose mean is under this fraction of its series' peak is below the
+limit of quantification (a concentration before the first dose) and is missing (NaN)."""
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+Tensor = Any  # torch.Tensor, named without importing torch
+Args = Mapping[str, Any]
+
+
 class Noise:
-    """Base class: frozen dataclasses whose fields are sympy expressions."""
+    """Base class: frozen dataclasses whose fields are sympy expressions.
+
+    Methods take predictions ``f`` and data ``y`` of one observable, ``[T]`` or ``[B, T]``,
+    and the noise arguments evaluated per sample (``[B, 1]`` tensors or arrays).
+    """
 
     kind: ClassVar[str] = ""
     formula: ClassVar[str] = ""
@@ -35,6 +63,48 @@ class Noise:
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.arguments().items())
         return f"{type(self).__name__}({args})"
+
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        """Exact, normalised log-density of ``y`` given ``f`` (torch)."""
+        raise NotImplementedError
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        """``(y - E[y]) / sd[y]`` (log scale for log-normal noise), torch."""
+        raise NotImplementedError
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        """Noisy values around finite ``f`` (numpy); :meth:`sample` handles the rest."""
+        raise NotImplementedError
+
+    def sample(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        """One noisy realisation of ``f``; NaN where ``f`` is not finite."""
+        f = np.asarray(f, dtype=float)
+        ok = np.isfinite(f)
+        out = self.draw(np.where(ok, f, 0.0), args, rng)
+        return np.where(ok, out, np.nan)
+
+    def support_problem(self, values: np.ndarray) -> str | None:
+        """Why observed ``values`` have zero probability under this noise, or None."""
+        return None
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        """(distribution, transform of the measurement or None, its arguments), for review."""
+        raise NotImplementedError
+
+
+def _normal_log_density(z: Tensor, sd: Tensor) -> Tensor:
+    import torch
+
+    return -0.5 * z * z - torch.log(sd) - _HALF_LOG_2PI
+
+
+class _Counts(Noise):
+    """Shared by the count kinds: defined for y >= 0 only, means clamped positive."""
+
+    def support_problem(self, values: np.ndarray) -> str | None:
+        if (values < 0).any():
+            return f"has count noise ({self.kind}) but the data hold negative values"
+        return None
 
 
 def _expr(value: Any) -> sp.Expr:
@@ -52,6 +122,18 @@ class Gaussian(Noise):
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", _expr(self.sigma))
 
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        return _normal_log_density((y - f) / args["sigma"], args["sigma"])
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        return (y - f) / args["sigma"]
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        return f + args["sigma"] * rng.standard_normal(f.shape)
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        return "Normal", None, [f, self.sigma]
+
 
 @dataclass(frozen=True)
 class LogNormalNoise(Noise):
@@ -64,17 +146,65 @@ class LogNormalNoise(Noise):
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", _expr(self.sigma))
 
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        positive = y > 0
+        log_y = torch.log(torch.where(positive, y, torch.ones_like(y)))
+        sd = args["sigma"]
+        z = (log_y - torch.log(f.clamp_min(TINY))) / sd
+        logp = -0.5 * z * z - torch.log(sd) - log_y - _HALF_LOG_2PI
+        return torch.where(positive, logp, torch.full_like(logp, -math.inf))
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        return (torch.log(y) - torch.log(f.clamp_min(TINY))) / args["sigma"]
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        out = np.maximum(f, TINY) * np.exp(args["sigma"] * rng.standard_normal(f.shape))
+        peak = np.max(np.abs(f), axis=-1, keepdims=True) if f.size else np.zeros(f.shape)
+        return np.where(f > LOQ_FRACTION * np.maximum(peak, 1e-300), out, np.nan)
+
+    def support_problem(self, values: np.ndarray) -> str | None:
+        if (values <= 0).any():
+            return (f"has log-normal noise but the data hold {int((values <= 0).sum())} "
+                    "value(s) <= 0; use Gaussian, PropAdd or count noise, or drop the zeros")
+        return None
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        return "Normal", "log", [sp.log(f, evaluate=False), self.sigma]
+
 
 @dataclass(frozen=True)
-class Poisson(Noise):
+class Poisson(_Counts):
     """y ~ Poisson(f): counts whose variance equals their mean."""
 
     kind: ClassVar[str] = "poisson"
     formula: ClassVar[str] = "y ~ Poisson(f)"
 
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        mu = f.clamp_min(TINY)
+        logp = torch.xlogy(y, mu) - mu - torch.lgamma(y + 1)
+        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        mu = f.clamp_min(TINY)
+        return (y - mu) / torch.sqrt(mu)
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        return rng.poisson(np.maximum(f, 0.0)).astype(float)
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        return "Poisson", None, [f]
+
 
 @dataclass(frozen=True)
-class NegBinomial(Noise):
+class NegBinomial(_Counts):
     """y ~ NegBinomial(mean f, dispersion phi): overdispersed counts, var = f + f^2/phi."""
 
     phi: Any
@@ -83,6 +213,31 @@ class NegBinomial(Noise):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phi", _expr(self.phi))
+
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        phi = args["phi"]
+        mu = f.clamp_min(TINY)
+        log_total = torch.log(phi + mu)
+        logp = (torch.lgamma(y + phi) - torch.lgamma(phi) - torch.lgamma(y + 1)
+                + phi * (torch.log(phi) - log_total) + torch.xlogy(y, mu) - y * log_total)
+        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        import torch
+
+        mu = f.clamp_min(TINY)
+        return (y - mu) / torch.sqrt(mu + mu * mu / args["phi"])
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        """Gamma-Poisson mixture: a gamma rate per point, then a Poisson count at it."""
+        phi = args["phi"]
+        rate = rng.gamma(phi, np.maximum(f, 1e-12) / phi)
+        return rng.poisson(rate).astype(float)
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        return "NegBinomial", None, [f, self.phi]
 
 
 @dataclass(frozen=True)
@@ -97,6 +252,26 @@ class PropAdd(Noise):
     def __post_init__(self) -> None:
         object.__setattr__(self, "a", _expr(self.a))
         object.__setattr__(self, "b", _expr(self.b))
+
+    @staticmethod
+    def _sd(f: Tensor, args: Args) -> Tensor:
+        import torch
+
+        return torch.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
+
+    def log_density(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        sd = self._sd(f, args)
+        return _normal_log_density((y - f) / sd, sd)
+
+    def standardised(self, f: Tensor, y: Tensor, args: Args) -> Tensor:
+        return (y - f) / self._sd(f, args)
+
+    def draw(self, f: np.ndarray, args: Args, rng: np.random.Generator) -> np.ndarray:
+        sd = np.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
+        return f + sd * rng.standard_normal(f.shape)
+
+    def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
+        return "Normal", None, [f, sp.sqrt(self.a**2 + (self.b * f) ** 2)]
 
 
 NOISE_KINDS: dict[str, type[Noise]] = {

@@ -21,7 +21,6 @@ by round-off must not turn a fit's gradient into NaN.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ import torch
 
 from mechanistic.errors import DataError, ModelError
 from mechanistic.model import Model
-from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Noise, Poisson, PropAdd
+from mechanistic.noise import TINY, Noise
 from mechanistic.torch_expr import compile_program
 
 __all__ = [
@@ -45,10 +44,6 @@ __all__ = [
     "standardised_residuals",
 ]
 
-TINY = 1e-10
-"""Smallest mean/median a count or log-normal density is evaluated at."""
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _param_env(model: Model, params: Mapping[str, Any], dtype: torch.dtype) -> dict[str, Any]:
@@ -131,7 +126,7 @@ class ObservationModel:
         columns = []
         for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
                                               strict=True)):
-            columns.append(_log_density(noise, predictions[..., j], y[..., j], args))
+            columns.append(noise.log_density(predictions[..., j], y[..., j], args))
         logp = torch.stack(columns, dim=-1)
         return torch.where(observed, logp, torch.zeros_like(logp))
 
@@ -151,7 +146,7 @@ class ObservationModel:
         columns = []
         for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
                                               strict=True)):
-            columns.append(_standardised(noise, predictions[..., j], data[..., j], args))
+            columns.append(noise.standardised(predictions[..., j], data[..., j], args))
         return torch.stack(columns, dim=-1)
 
     # ----------------------------------------------------------------- sampling
@@ -167,77 +162,8 @@ class ObservationModel:
         for j, (noise, args) in enumerate(zip(self.noises, self.noise_arguments(params, batch),
                                               strict=True)):
             a = {k: v.detach().cpu().numpy() for k, v in args.items()}
-            out[..., j] = _draw(noise, f[..., j].cpu().numpy(), a, rng)
+            out[..., j] = noise.sample(f[..., j].cpu().numpy(), a, rng)
         return out
-
-
-def _log_density(noise: Noise, f: torch.Tensor, y: torch.Tensor,
-                 args: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Exact normalised log-density of ``y`` ([T] or [B, T]) given predictions ``f`` [B, T]."""
-    if isinstance(noise, Gaussian | PropAdd):
-        if isinstance(noise, Gaussian):
-            sd = args["sigma"]
-        else:
-            sd = torch.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
-        z = (y - f) / sd
-        return -0.5 * z * z - torch.log(sd) - _HALF_LOG_2PI
-    if isinstance(noise, LogNormalNoise):
-        sd = args["sigma"]
-        positive = y > 0
-        log_y = torch.log(torch.where(positive, y, torch.ones_like(y)))
-        z = (log_y - torch.log(f.clamp_min(TINY))) / sd
-        logp = -0.5 * z * z - torch.log(sd) - log_y - _HALF_LOG_2PI
-        return torch.where(positive, logp, torch.full_like(logp, -math.inf))
-    if isinstance(noise, Poisson):
-        mu = f.clamp_min(TINY)
-        logp = torch.xlogy(y, mu) - mu - torch.lgamma(y + 1)
-        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
-    if isinstance(noise, NegBinomial):
-        phi = args["phi"]
-        mu = f.clamp_min(TINY)
-        log_total = torch.log(phi + mu)
-        logp = (torch.lgamma(y + phi) - torch.lgamma(phi) - torch.lgamma(y + 1)
-                + phi * (torch.log(phi) - log_total) + torch.xlogy(y, mu) - y * log_total)
-        return torch.where(y >= 0, logp, torch.full_like(logp, -math.inf))
-    raise ModelError(f"no likelihood for noise {type(noise).__name__}")  # pragma: no cover
-
-
-def _standardised(noise: Noise, f: torch.Tensor, y: torch.Tensor,
-                  args: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    if isinstance(noise, Gaussian):
-        return (y - f) / args["sigma"]
-    if isinstance(noise, PropAdd):
-        return (y - f) / torch.sqrt(args["a"] ** 2 + (args["b"] * f) ** 2)
-    if isinstance(noise, LogNormalNoise):
-        return (torch.log(y) - torch.log(f.clamp_min(TINY))) / args["sigma"]
-    mu = f.clamp_min(TINY)
-    if isinstance(noise, Poisson):
-        return (y - mu) / torch.sqrt(mu)
-    if isinstance(noise, NegBinomial):
-        return (y - mu) / torch.sqrt(mu + mu * mu / args["phi"])
-    raise ModelError(f"no residuals for noise {type(noise).__name__}")  # pragma: no cover
-
-
-def _draw(noise: Noise, f: np.ndarray, args: Mapping[str, np.ndarray],
-          rng: np.random.Generator) -> np.ndarray:
-    ok = np.isfinite(f)
-    safe = np.where(ok, f, 0.0)
-    if isinstance(noise, Gaussian):
-        out = safe + args["sigma"] * rng.standard_normal(f.shape)
-    elif isinstance(noise, PropAdd):
-        sd = np.sqrt(args["a"] ** 2 + (args["b"] * safe) ** 2)
-        out = safe + sd * rng.standard_normal(f.shape)
-    elif isinstance(noise, LogNormalNoise):
-        out = np.maximum(safe, TINY) * np.exp(args["sigma"] * rng.standard_normal(f.shape))
-    elif isinstance(noise, Poisson):
-        out = rng.poisson(np.maximum(safe, 0.0)).astype(float)
-    elif isinstance(noise, NegBinomial):
-        phi = np.broadcast_to(args["phi"], f.shape)
-        mu = np.maximum(safe, TINY)
-        out = rng.negative_binomial(phi, phi / (phi + mu)).astype(float)
-    else:  # pragma: no cover
-        raise ModelError(f"no sampler for noise {type(noise).__name__}")
-    return np.where(ok, out, np.nan)
 
 
 def check_data_support(model: Model, data: np.ndarray) -> None:
@@ -246,13 +172,9 @@ def check_data_support(model: Model, data: np.ndarray) -> None:
     for j, (name, obs) in enumerate(model.observables_.items()):
         col = np.asarray(data)[:, j]
         col = col[~np.isnan(col)]
-        if isinstance(obs.noise, LogNormalNoise) and (col <= 0).any():
-            raise DataError(f"observable {name!r} has log-normal noise but the data hold "
-                            f"{int((col <= 0).sum())} value(s) <= 0; use Gaussian, PropAdd or "
-                            f"count noise, or drop the zeros")
-        if isinstance(obs.noise, Poisson | NegBinomial) and (col < 0).any():
-            raise DataError(f"observable {name!r} has count noise ({obs.noise.kind}) but the "
-                            f"data hold negative values")
+        problem = obs.noise.support_problem(col)
+        if problem is not None:
+            raise DataError(f"observable {name!r} {problem}")
 
 
 # ------------------------------------------------------------------ free functions

@@ -276,4 +276,4 @@ def prior_from_dict(data: Any) -> Prior:
                 abs(value) <= 1e300 if isinstance(value, int) else math.isfinite(value)):
             raise ModelError(f"prior {kind!r} field {key!r} must be a finite number below "
                              f"1e300, got {str(value)[:40]}")
-    return cls(**{k: float(v) for k, v in args.items()})
+    return cls(**args)

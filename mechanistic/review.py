@@ -18,7 +18,6 @@ from sympy.printing.str import StrPrinter
 
 from mechanistic.checks import CheckResult, errors, run_checks, warnings
 from mechanistic.model import Model, NeuralTerm, Observable
-from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Poisson, PropAdd
 from mechanistic.priors import Prior
 
 __all__ = [
@@ -77,24 +76,8 @@ def _neural_latex(model: Model, n: NeuralTerm) -> tuple[str, str]:
     return lhs, rf"\mathrm{{MLP}}_{{{hidden},\ \mathrm{{{n.activation}}}}}\left({inputs}\right)"
 
 
-def _noise_parts(obs: Observable) -> tuple[str, Any, list[Any]]:
-    """(distribution, what is distributed, its arguments) for an observation model."""
-    f, noise = obs.expr, obs.noise
-    if isinstance(noise, Gaussian):
-        return "Normal", None, [f, noise.sigma]
-    if isinstance(noise, LogNormalNoise):
-        return "Normal", "log", [sp.log(f, evaluate=False), noise.sigma]
-    if isinstance(noise, Poisson):
-        return "Poisson", None, [f]
-    if isinstance(noise, NegBinomial):
-        return "NegBinomial", None, [f, noise.phi]
-    if isinstance(noise, PropAdd):
-        return "Normal", None, [f, sp.sqrt(noise.a**2 + (noise.b * f) ** 2)]
-    return type(noise).__name__, None, [f, *noise.arguments().values()]  # pragma: no cover
-
-
 def _observation_latex(model: Model, obs: Observable) -> tuple[str, str]:
-    dist, transform, args = _noise_parts(obs)
+    dist, transform, args = obs.noise.distribution(obs.expr)
     lhs = _text_label(obs.name)
     if transform == "log":
         lhs = rf"\log {lhs}"
@@ -103,7 +86,7 @@ def _observation_latex(model: Model, obs: Observable) -> tuple[str, str]:
 
 
 def _observation_text(obs: Observable) -> str:
-    dist, transform, args = _noise_parts(obs)
+    dist, transform, args = obs.noise.distribution(obs.expr)
     lhs = f"log({obs.name})" if transform == "log" else obs.name
     return f"{lhs} ~ {dist}({', '.join(_str(a) for a in args)})"
 
