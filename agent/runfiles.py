@@ -34,7 +34,7 @@ from mechanistic.shapes import (
     table,
     text,
 )
-from mechanistic.untrusted import MiB, read_inside, read_json_inside
+from mechanistic.untrusted import JsonLimits, MiB, read_inside, read_json_inside
 
 __all__ = ["CANDIDATE_ID", "CHECKS", "DECISIONS", "DISTILL", "FIT", "INTERVENTIONS",
            "NODE_FILE", "REVIEW", "TASK", "TREE", "read_run_json", "read_run_text",
@@ -43,6 +43,9 @@ __all__ = ["CANDIDATE_ID", "CHECKS", "DECISIONS", "DISTILL", "FIT", "INTERVENTIO
 DECISIONS = ("approved", "rejected")
 SOURCE_LIMIT = 2 * MiB  # simulator.py: a model module is a few kB
 MODEL_LIMIT = 16 * MiB  # model.json
+# A run's JSON files are kB (a tree of 10,000 nodes is about 7 MB): 8 MiB bounds the time
+# (about 2 s) and memory (a few hundred MB) one file can cost a reader.
+RUN_JSON_LIMITS = JsonLimits(max_bytes=8 * MiB)
 
 
 def _candidate_id() -> Shape:
@@ -102,7 +105,7 @@ NODE_FILE = record({"id": (CANDIDATE_ID, REQUIRED), **_NODE,
 TREE = record({
     "best": (nullable(CANDIDATE_ID), None), "stop_reason": (nullable(_TEXT), None),
     "usage": (table(anything(), 1000), {}), "verdict": (anything(), None),
-    "nodes": (array(NODE_ROW), []),
+    "nodes": (array(NODE_ROW, 10_000), []),
 }, "a tree object")
 
 _TASK_FIELDS = {
@@ -152,14 +155,15 @@ def task_defaults() -> dict[str, Any]:
     return {k: None if d is REQUIRED else copy.copy(d) for k, (_, d) in _TASK_FIELDS.items()}
 
 
-def read_run_json(root: str | Path, relative: str, shape: Shape) -> Any:
+def read_run_json(root: str | Path, relative: str, shape: Shape,
+                  limits: JsonLimits = RUN_JSON_LIMITS) -> Any:
     """``root/relative`` read as untrusted JSON and checked against ``shape``.
 
     FileNotFoundError when it is missing (a run in progress has no tree.json yet);
     UntrustedDataError, naming ``RUN/relative``, for anything else wrong with it.
     """
     label = f"{Path(root).name}/{relative}"
-    return shape(read_json_inside(root, relative, label), label)
+    return shape(read_json_inside(root, relative, label, limits), label)
 
 
 def read_run_text(root: str | Path, relative: str, max_bytes: int = SOURCE_LIMIT) -> str:

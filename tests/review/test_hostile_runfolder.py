@@ -311,3 +311,38 @@ def test_the_review_command_renders_a_hostile_run(run: Path, tmp_path: Path) -> 
     assert "file(s) of" in result.output and "could not be used" in result.output
     text = assert_no_leak(out.read_text())
     assert "nodes must be an array" in text and "not a regular file" in text
+
+
+# ------------------------------------------------------------------------ host bounds
+def test_a_huge_run_costs_bounded_time_and_memory(run: Path, monkeypatch) -> None:
+    """Each file is bounded on its own and the run's candidate files in all: past the
+    total, candidates are listed but not read; code past the page's colouring budget is
+    shown plain; a module too long to compare is not diffed."""
+    import shutil
+    import time
+    import tracemalloc
+
+    import workbench.review.runs as runs
+
+    monkeypatch.setattr(runs, "READ_BUDGET", 1024 * 1024)
+    big = {"params": {"k": 0.2}, "padding": [[1.5, None, "ab"]] * 15_000}  # ~0.25 MB
+    source = "x = 1  # a long generated module\n" * 4_000  # 132 kB: past the limits
+    for i in range(6):
+        folder = run / "candidates" / f"c{i}"
+        shutil.copytree(run / "candidates" / "good1", folder)
+        (folder / "fit.json").write_text(json.dumps(big))
+        (folder / "simulator.py").write_text(source)
+        node = json.loads((folder / "node.json").read_text())
+        node["candidate"]["parent"] = node["parent"] = "good1"
+        (folder / "node.json").write_text(json.dumps(node))
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        text = report_text(run)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 15 and peak < 400 * 1024 * 1024, (seconds, peak)
+    assert "not read; the run's files are more than the review reads in all" in text
+    assert "not compared: a module over" in text

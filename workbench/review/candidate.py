@@ -31,8 +31,20 @@ def anchor(candidate_id: str) -> str:
     return "cand-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in candidate_id)
 
 
-def highlight_python(source: str) -> str:
-    """Source with pygments' classes (pygments escapes every token)."""
+HIGHLIGHT_LIMIT = 50_000  # characters of one module coloured (pygments: ~0.2 MB/s)
+DIFF_LIMIT = 100_000  # characters of each side of a diff
+
+
+def highlight_python(source: str, budget: list[int] | None = None) -> str:
+    """Source with pygments' classes (pygments escapes every token). A module longer than
+    HIGHLIGHT_LIMIT, or one past what ``budget`` (characters left for the whole page)
+    allows, is plain escaped text: no candidate, nor a thousand of them, holds the page
+    for minutes."""
+    if len(source) > HIGHLIGHT_LIMIT or (budget is not None and len(source) > budget[0]):
+        return f'<pre class="code-plain">{esc(source)}</pre>'
+    if budget is not None:
+        budget[0] -= len(source)
+
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
@@ -42,6 +54,8 @@ def highlight_python(source: str) -> str:
 
 def diff_html(old: str, new: str, old_name: str, new_name: str) -> str:
     """A unified diff, one escaped line per ``<span>``, coloured by CSS class."""
+    if len(old) > DIFF_LIMIT or len(new) > DIFF_LIMIT:
+        return f'<p class="muted">not compared: a module over {DIFF_LIMIT} characters</p>'
     lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name,
                                       lineterm="", n=3))
     if not lines:
@@ -218,7 +232,8 @@ def candidate_section(run: RunView, cand: CandidateView, link: Link, *,
             image_tag(run.root, p, f"{cand.structure}: {Path(p).stem}") for p in cand.images)
             + "</div>")
     if cand.source is not None:
-        parts.append(f'<h3>Code</h3><div class="code">{highlight_python(cand.source)}</div>')
+        parts.append(f'<h3>Code</h3><div class="code">'
+                     f"{highlight_python(cand.source, run.highlight_budget)}</div>")
     parent = run.candidates.get(cand.parent) if cand.parent else None
     if parent is not None and parent.source is not None and cand.source is not None:
         parts.append(f"<h3>Changes from parent {esc(parent.id)}</h3>"

@@ -31,6 +31,7 @@ Link = Callable[[str], str]
 IMAGE_LIMIT = 8 * 1024 * 1024
 TEXT_PREVIEW = 20_000
 TRAJECTORY_LIMIT = 64 * MiB
+TRAJECTORY_LINES = 100_000
 CSV_LIMIT = 16 * MiB
 _PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -170,7 +171,10 @@ def _trajectory_counts(run: RunView) -> tuple[dict[str, int], str | None]:
     ``?``), and why the file was not read when it was refused."""
     raw, problem = read_file(run.root, "trajectory.jsonl", TRAJECTORY_LIMIT)
     counts: dict[str, int] = {}
-    for line in (raw or b"").decode("utf-8", "replace").splitlines():
+    lines = (raw or b"").decode("utf-8", "replace").splitlines()
+    if len(lines) > TRAJECTORY_LINES:  # a glance, not an audit: bounded host time
+        counts[f"(first {TRAJECTORY_LINES} of {len(lines)} lines)"] = 0
+    for line in lines[:TRAJECTORY_LINES]:
         if not line.strip():
             continue
         try:
@@ -202,7 +206,8 @@ def task_section(run: RunView) -> str:
         facts.append(("usage", esc(", ".join(f"{k} {v}" for k, v in usage.items()))))
     counts, problem = _trajectory_counts(run)
     if counts:
-        facts.append(("trajectory", esc(", ".join(f"{k} {v}" for k, v in counts.items()))))
+        facts.append(("trajectory", esc(", ".join(f"{k} {v}" if v else k
+                                                  for k, v in counts.items()))))
     elif problem:
         facts.append(("trajectory", f'<span class="muted">{esc(problem)}</span>'))
     summary = run.data_summary

@@ -66,7 +66,8 @@ __all__ = [
 NOTE_LIMIT = 10_000
 DATA_LIMIT = 16 * MiB  # the data summary reads the CSV itself
 MAX_COLUMNS = 200  # columns summarised on the page
-MAX_CANDIDATES = 5_000
+MAX_CANDIDATES = 2_000  # a search evaluates about a dozen by default
+READ_BUDGET = 32 * MiB  # bytes read from the candidate folders of one run, in all
 MAX_FILES = 200  # sgnn/ files listed
 
 
@@ -113,6 +114,8 @@ class RunView:
     sgnn_files: list[tuple[str, int]] = field(default_factory=list)
     reviews: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # Characters of code a page may still colour (see candidate.highlight_python).
+    highlight_budget: list[int] = field(default_factory=lambda: [300_000])
 
     @property
     def name(self) -> str:
@@ -218,16 +221,36 @@ def _data_summary(root: Path, relative: str, time_column: str | None,
             "more_columns": max(0, len(header) - MAX_COLUMNS)}
 
 
-def _candidate(root: Path, name: str, row: dict[str, Any]) -> CandidateView:
+_CANDIDATE_FILES = ("node.json", "checks.json", "simulator.py", "model.json", "fit.json",
+                    "distill.json")
+
+
+def _candidate(root: Path, name: str, row: dict[str, Any], budget: list[int]
+               ) -> CandidateView:
+    """One candidate folder. ``budget`` holds the bytes the review may still read from
+    this run: each file is bounded on its own, and the run as a whole too, so a thousand
+    candidates with large files cost a bounded time, not an afternoon."""
     rel = f"candidates/{name}"
     problems: list[str] = []
+    entries = _entries(root, rel, problems, 1000, suffix=".png")
+    images = [f"{rel}/{e.name}" for e in entries if e.kind == "file"]
+    try:
+        sizes = {e.name: e.size for e in list_inside(root, rel, rel, 1000) if e.kind == "file"}
+    except UntrustedDataError:
+        sizes = {}
+    cost = sum(sizes.get(f, 0) for f in _CANDIDATE_FILES) + sum(
+        sizes.get(Path(i).name, 0) for i in images)
+    if cost > budget[0]:
+        problems.append(f"{root.name}/{rel}: not read; the run's files are more than the "
+                        f"review reads in all ({READ_BUDGET // MiB} MiB)")
+        return CandidateView(id=name, folder=root / rel, node=dict(row), source=None,
+                             model_json=None, checks=[], fit=None, images=[],
+                             problems=problems)
+    budget[0] -= cost
     node = _json(root, f"{rel}/node.json", NODE_FILE, {}, problems)
-    merged = {**node, **row}
     checks = _json(root, f"{rel}/checks.json", CHECKS, None, problems)
-    images = [f"{rel}/{e.name}" for e in _entries(root, rel, problems, suffix=".png")
-              if e.kind == "file"]
     return CandidateView(
-        id=name, folder=root / rel, node=merged,
+        id=name, folder=root / rel, node={**node, **row},
         source=_text(root, f"{rel}/simulator.py", SOURCE_LIMIT, problems),
         model_json=_text(root, f"{rel}/model.json", MODEL_LIMIT, problems),
         checks=checks if checks is not None else node.get("checks") or [],
@@ -282,7 +305,8 @@ def load_run(root: str | Path) -> RunView:
         task = task_defaults()
     tree = _json(root, "tree.json", TREE, {"nodes": []}, problems)
     by_id = {r["id"]: r for r in tree["nodes"]}
-    candidates = {e.name: _candidate(root, e.name, by_id.get(e.name, {}))
+    budget = [READ_BUDGET]
+    candidates = {e.name: _candidate(root, e.name, by_id.get(e.name, {}), budget)
                   for e in _entries(root, "candidates", problems, MAX_CANDIDATES)
                   if e.kind == "dir"}
     # Tree order first (best first), then candidates a running search has not ranked yet.
