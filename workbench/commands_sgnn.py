@@ -19,6 +19,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from mechanistic.files import write_atomic
+
 __all__ = ["register", "select_candidates"]
 
 
@@ -62,8 +64,9 @@ def select_candidates(run: Path, top_k: int) -> tuple[list[dict[str, Any]], str 
 
 
 def _sgnn_dir(run: Path) -> Path:
-    """RUN/sgnn, refused when it (or the run's path inside it) is a symbolic link: the
-    checkpoint read and the results written stay inside the run."""
+    """RUN/sgnn, refused when it is a symbolic link: the checkpoint read and the results
+    written stay inside the run (results are written atomically, so a link planted at a
+    result's name is replaced, not written through)."""
     from mechanistic.untrusted import safe_child
 
     return safe_child(run, "sgnn", f"{run.name}/sgnn")
@@ -162,7 +165,7 @@ def register(app: typer.Typer) -> None:
             EmbeddingIndex.build(checkpoint, n=min(5000, max(500, simulations))).save(
                 folder / "index.npz")
             report = calibration(checkpoint, n=1000)
-            (folder / "diagnostics.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_atomic(folder / "diagnostics.json", json.dumps(report, indent=2) + "\n")
         out.print(f"trained on {', '.join(corpus.names)}: {result.simulations_seen} "
                   f"simulations, best held-out loss {result.best_val_loss:.4f} (epoch "
                   f"{result.best_epoch}); 90% interval coverage "
@@ -187,9 +190,8 @@ def register(app: typer.Typer) -> None:
             checkpoint = load_checkpoint(_sgnn_dir(run))
             prediction = predict(checkpoint, load_csv(data))
             target = out_path or _sgnn_dir(run) / "prediction.json"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(prediction.to_dict(), indent=2) + "\n")
-            prediction.frame().to_csv(target.with_suffix(".csv"), index=False)
+            write_atomic(target, json.dumps(prediction.to_dict(), indent=2) + "\n")
+            write_atomic(target.with_suffix(".csv"), prediction.frame().to_csv(index=False))
         for note in prediction.notes:
             out.print(f"note: {note}", markup=False)
         out.print(describe(prediction), markup=False)
@@ -224,9 +226,8 @@ def register(app: typer.Typer) -> None:
             result = counterfactual(checkpoint, load_csv(data), items, draws=draws,
                                     horizon=horizon, seed=seed)
             target = out_path or _sgnn_dir(run) / "counterfactual.json"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-            result.frame().to_csv(target.with_suffix(".csv"), index=False)
+            write_atomic(target, json.dumps(result.to_dict(), indent=2) + "\n")
+            write_atomic(target.with_suffix(".csv"), result.frame().to_csv(index=False))
         for note in result.notes:
             out.print(f"note: {note}", markup=False)
         mid = len(result.quantiles) // 2
@@ -258,7 +259,7 @@ def register(app: typer.Typer) -> None:
                      else EmbeddingIndex.build(checkpoint))
             result = index.attribute(checkpoint, load_csv(data), k=k)
             target = _sgnn_dir(run) / "attribution.json"
-            target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            write_atomic(target, json.dumps(result.to_dict(), indent=2) + "\n")
         for name, share in sorted(result.structure_share.items(), key=lambda x: -x[1]):
             line = f"{name}: {share:.0%} of the {k} nearest simulations"
             params = result.params.get(name, {})

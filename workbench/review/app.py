@@ -162,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, str(exc))
         except UntrustedDataError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except TimeoutError:  # the client stopped sending: http.server closes the connection
+            raise
         except Exception as exc:  # the page says what failed; the log has it
             self.log_error("error answering %s: %r", self.path[:200], exc)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
