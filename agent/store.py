@@ -17,6 +17,7 @@ followed, each JSON file checked against its shape.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,19 @@ __all__ = ["RunStore"]
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str) + "\n"
+    """JSON a reader of the run accepts: non-finite numbers as null (NaN is not JSON, and
+    the run-folder reader refuses it), anything else unknown as its text."""
+    return json.dumps(_finite(value), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 class RunStore:

@@ -157,3 +157,20 @@ def test_sgnn_selection_is_one_clear_error(run: Path, tmp_path: Path) -> None:
     (run / "sgnn").symlink_to(tmp_path / "outside" / "folder")
     with pytest.raises(UntrustedDataError, match="symbolic link"):
         _sgnn_dir(run)
+
+
+def test_non_finite_numbers_are_written_as_null_so_the_run_reads_back(tmp_path: Path) -> None:
+    """NaN is not JSON: the run-folder reader refuses it, so the store never writes it."""
+    from agent.core import Candidate
+    from agent.evaluate import Node
+    from workbench.review.runs import load_run
+
+    run = make_run(tmp_path / "r1")
+    store = RunStore(run)
+    candidate = Candidate("nan3", "x = 1\n", "decay", details={
+        "learned": [1.0, float("nan")], "distilled": [1.0, 2.0], "r2": float("inf")})
+    store.save_node(Node(candidate, "ok", fit={"params": {"k": float("nan")}}))
+    assert "NaN" not in (run / "candidates" / "nan3" / "distill.json").read_text()
+    assert {n.id for n in store.load_nodes()} == {"good1", "bad2", "nan3"}
+    view = load_run(run)
+    assert view.unread == 0 and view.candidates["nan3"].distill["r2"] is None

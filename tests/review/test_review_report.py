@@ -29,6 +29,7 @@ def test_report_holds_every_view_in_one_file(built_run: Path, tmp_path: Path) ->
     ids = [n["id"] for n in tree["nodes"]]
     problems, text = audit(page)
     assert problems == []
+    assert "Not shown:" not in text  # every file mmw model wrote fits its shape
     # Task, tree and every candidate section, linked from the tree.
     assert "a tracer washes out of a tank" in text and "Data: 30 rows" in text
     for node_id in ids:
