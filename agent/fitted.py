@@ -1,9 +1,10 @@
 """A fitted candidate, rebuilt from a run folder: forecasts and counterfactuals.
 
 A run folder holds each candidate's model JSON, its fit (parameters, t0, solver) and, for
-hybrid models, the networks' weights as a state dict (``neural.pt``, read with
-``weights_only=True``, so loading it executes nothing). From these the fitted simulator is
-rebuilt without rerunning the candidate's code or the fit.
+hybrid models, the networks' weights (``neural.safetensors``: tensors and a bounded
+header, so loading executes and unpickles nothing). Every file is read as untrusted data
+(:mod:`agent.runfiles`). From these the fitted simulator is rebuilt without rerunning the
+candidate's code or the fit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 
 from agent.core import Candidate, Proposer, Task
-from agent.store import RunStore
+from agent.runfiles import CANDIDATE_ID, FIT, MODEL_LIMIT, NODE_FILE, read_run_json, read_run_text
+from agent.store import WEIGHTS_FILE, RunStore
+from mechanistic.errors import UntrustedDataError
 from mechanistic.files import write_atomic
 from mechanistic.interventions import (
     Intervention,
@@ -30,6 +33,7 @@ from mechanistic.model import Model
 from mechanistic.serialize import model_from_json
 from mechanistic.simulate import CompiledModel, compile_model
 from mechanistic.uncertainty import Bands, laplace_draws, predictive_bands
+from mechanistic.untrusted import read_inside
 
 __all__ = ["Counterfactual", "FittedCandidate", "answer_counterfactual", "load_fitted"]
 
@@ -68,23 +72,45 @@ def load_fitted(run: str | Path, candidate_id: str | None = None) -> FittedCandi
     node_id = candidate_id or tree.get("best")
     if node_id is None:
         raise ValueError(f"{run}: the run has no valid fitted candidate to use")
-    folder = store.candidate_dir(node_id)
-    if not (folder / "fit.json").is_file() or not (folder / "model.json").is_file():
+    folder = f"candidates/{CANDIDATE_ID(node_id, 'the candidate', 'id')}"
+    try:
+        fit = read_run_json(store.root, f"{folder}/fit.json", FIT)
+        model = model_from_json(read_run_text(store.root, f"{folder}/model.json", MODEL_LIMIT))
+    except FileNotFoundError:
         known = [n["id"] for n in tree.get("nodes", []) if n.get("status") == "ok"]
-        raise ValueError(f"{run}: candidate {node_id!r} has no fit; fitted candidates: {known}")
-    model = model_from_json((folder / "model.json").read_text())
-    fit = json.loads((folder / "fit.json").read_text())
+        raise ValueError(f"{run}: candidate {node_id!r} has no fit; fitted candidates: "
+                         f"{known}") from None
     compiled = compile_model(model)
-    weights = folder / "neural.pt"
-    if model.neural_ and weights.is_file():
-        state = torch.load(weights, weights_only=True)
-        compiled.neural.load_state_dict(state)
-    node = json.loads((folder / "node.json").read_text())
-    info = node["candidate"]
-    candidate = Candidate(info["id"], (folder / "simulator.py").read_text(), info["structure"],
-                          info.get("origin", "propose"), info.get("parent"),
-                          info.get("note", ""), info.get("roles", {}), info.get("proposer", ""))
+    if model.neural_:
+        try:
+            compiled.neural.load_state_dict(_weights(store.root, folder))
+        except RuntimeError as exc:  # names or shapes that are not this network's
+            raise UntrustedDataError(f"{folder}/{WEIGHTS_FILE} does not fit the model's "
+                                     f"networks: {str(exc)[:200]}") from None
+    info = read_run_json(store.root, f"{folder}/node.json", NODE_FILE)["candidate"]
+    candidate = Candidate(info["id"], read_run_text(store.root, f"{folder}/simulator.py"),
+                          info["structure"], info["origin"], info["parent"], info["note"] or "",
+                          info["roles"], info["proposer"] or "")
     return FittedCandidate(task, candidate, model, fit, compiled)
+
+
+def _weights(root: Path, folder: str) -> dict[str, torch.Tensor]:
+    """A hybrid's network weights: a safetensors file (tensors and a bounded JSON header,
+    nothing executed or unpickled), checked against the network before use."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        raw = read_inside(root, f"{folder}/{WEIGHTS_FILE}", f"{folder}/{WEIGHTS_FILE}",
+                          64 * 1024 * 1024)
+    except FileNotFoundError:
+        raise ValueError(f"{root}: {folder} is a hybrid model but has no {WEIGHTS_FILE}; "
+                         "refit it with `mmw model`") from None
+    try:
+        return load(raw)
+    except (SafetensorError, ValueError) as exc:
+        raise UntrustedDataError(f"{folder}/{WEIGHTS_FILE}: not a readable weights file "
+                                 f"({str(exc)[:200]})") from None
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,14 @@ from agent.runfiles import (
 )
 from mechanistic.data import ObservedData, load_csv
 from mechanistic.errors import UntrustedDataError
-from mechanistic.files import write_atomic
+from mechanistic.files import write_atomic, write_bytes_atomic
 from mechanistic.inputs import inputs_from_meta
 from mechanistic.shapes import Shape
 from mechanistic.untrusted import file_inside, list_inside
 
-__all__ = ["RunStore"]
+__all__ = ["WEIGHTS_FILE", "RunStore"]
+
+WEIGHTS_FILE = "neural.safetensors"  # a hybrid candidate's network weights
 
 
 def _dump(value: Any) -> str:
@@ -108,11 +110,12 @@ class RunStore:
         if node.fit is not None:
             write_atomic(folder / "fit.json", _dump(node.fit))
         if node.fit_result is not None and node.fit_result.neural_state:
-            import torch
+            from safetensors.torch import save
 
-            # A plain state dict of tensors, read back with weights_only=True.
-            torch.save({k: v.detach().cpu() for k, v in node.fit_result.neural_state.items()},
-                       folder / "neural.pt")
+            # tensors and a JSON header: reading it back unpickles and executes nothing
+            write_bytes_atomic(folder / WEIGHTS_FILE, save(
+                {k: v.detach().cpu().contiguous() for k, v in
+                 node.fit_result.neural_state.items()}))
         if node.candidate.details:  # e.g. a distilled rate: learned vs closed form
             write_atomic(folder / "distill.json", _dump(dict(node.candidate.details)))
         write_atomic(folder / "node.json", _dump({
