@@ -80,6 +80,9 @@ def load_fitted(run: str | Path, candidate_id: str | None = None) -> FittedCandi
         known = [n["id"] for n in tree.get("nodes", []) if n.get("status") == "ok"]
         raise ValueError(f"{run}: candidate {node_id!r} has no fit; fitted candidates: "
                          f"{known}") from None
+    if fit["t0"] is None or not fit["solver"]:
+        raise UntrustedDataError(f"{folder}/fit.json has no start time or solver; it was not "
+                                 "written by a fit (refit with `mmw model`)")
     compiled = compile_model(model)
     if model.neural_:
         try:

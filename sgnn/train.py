@@ -9,9 +9,10 @@ uses. So a resumed run continues the same stream, and blocks simulated elsewhere
 processes, other machines) train exactly the same network as blocks simulated here. A
 fixed held-out set, drawn with a seed of its own, decides early stopping. A checkpoint folder holds:
 
-* ``weights.pt`` - the best state dict (read back with ``weights_only=True``: loading
-  executes nothing);
-* ``last.pt`` - the latest weights, optimiser state and counters, for resuming;
+* ``weights.safetensors`` - the best state dict (tensors and a bounded header: loading
+  executes and unpickles nothing);
+* ``last.safetensors`` and ``last.json`` - the latest weights and optimiser tensors, and
+  the optimiser's settings, scheduler and counters as JSON, for resuming;
 * ``config.json`` - network, corpus and training settings, structure and parameter names;
 * ``models/<i>.json`` - the simulators' model JSON, so predictions can simulate again.
 """
@@ -28,8 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save as save_tensors
 
+from mechanistic.errors import UntrustedDataError
+from mechanistic.files import write_atomic, write_bytes_atomic
 from mechanistic.serialize import model_from_json, model_to_json
+from mechanistic.untrusted import read_inside, read_json_inside
 from sgnn.corpus import Batch, BatchSource, Corpus, CorpusConfig
 from sgnn.network import SGNN, SGNNConfig
 
@@ -200,14 +205,14 @@ def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfi
                                                 * config.epochs, pct_start=0.1)
     result = TrainResult(0, 0, math.inf)
     start_epoch = 0
-    if resume and (folder / "last.pt").is_file():
-        state = torch.load(folder / "last.pt", weights_only=True)
+    if resume and (folder / LAST_TENSORS).is_file():
+        state = _read_last(folder)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         sched.total_steps = steps_per_epoch * config.epochs  # a resume may add epochs
         start_epoch = int(state["epoch"])
-        result = TrainResult(**json.loads(str(state["result"])))
+        result = TrainResult(**state["result"])
     else:
         _write_meta(folder, corpus, net_config, config)
     held = corpus.batch(config.held_out, rng=np.random.default_rng(HELD_OUT_SEED + config.seed))
@@ -243,16 +248,14 @@ def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfi
                     f"structure accuracy {val['accuracy']:.3f}")
             if val["total"] < result.best_val_loss:
                 result.best_val_loss, result.best_epoch, bad = val["total"], epoch + 1, 0
-                torch.save(net.state_dict(), folder / "weights.pt")
+                write_bytes_atomic(folder / WEIGHTS, save_tensors(_plain(net.state_dict())))
             else:
                 bad += 1
             elapsed = time.perf_counter() - began
             result.wall_time += elapsed
             began = time.perf_counter()
             result.samples_per_second = result.simulations_seen / max(result.wall_time, 1e-9)
-            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                        "result": json.dumps(result.to_dict())}, folder / "last.pt")
+            _write_last(folder, net, opt, sched, epoch + 1, result)
             if bad >= config.patience:
                 result.stopped_early = True
                 break
@@ -267,20 +270,79 @@ def _progress(enabled: bool) -> Any:
                     disable=not enabled, transient=False)
 
 
+WEIGHTS = "weights.safetensors"
+LAST_TENSORS, LAST_STATE = "last.safetensors", "last.json"
+_MAX_WEIGHTS = 1024 * 1024 * 1024  # a network of tens of millions of parameters
+
+
+def _plain(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _write_last(folder: Path, net: SGNN, opt: torch.optim.Optimizer, sched: Any, epoch: int,
+                result: TrainResult) -> None:
+    """The resume point: tensors (weights, Adam moments) in safetensors, the rest as JSON."""
+    tensors = {f"model.{k}": v for k, v in _plain(net.state_dict()).items()}
+    opt_state = opt.state_dict()
+    slots: dict[str, dict[str, Any]] = {}
+    for index, values in opt_state["state"].items():
+        slots[str(index)] = {}
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                slots[str(index)][key] = value
+    write_bytes_atomic(folder / LAST_TENSORS, save_tensors(tensors))
+    write_atomic(folder / LAST_STATE, json.dumps({
+        "epoch": epoch, "result": result.to_dict(), "scheduler": sched.state_dict(),
+        "param_groups": opt_state["param_groups"], "slots": slots}, default=float) + "\n")
+
+
+def _read_last(folder: Path) -> dict[str, Any]:
+    """The resume point written by :func:`_write_last`, read as untrusted data."""
+    from safetensors.torch import load
+
+    tensors = load(read_inside(folder, LAST_TENSORS, LAST_TENSORS, _MAX_WEIGHTS))
+    state = read_json_inside(folder, LAST_STATE)
+    if not isinstance(state, dict) or not all(k in state for k in ("epoch", "result",
+                                                                    "scheduler", "slots")):
+        raise UntrustedDataError(f"{folder}/{LAST_STATE}: not a resume point written by "
+                                 "`mmw sgnn train`; delete it to train afresh")
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    slots: dict[int, dict[str, Any]] = {}
+    for index, values in state["slots"].items():
+        slots[int(index)] = dict(values)
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = value
+    return {"model": model, "epoch": state["epoch"], "result": state["result"],
+            "scheduler": state["scheduler"],
+            "optimizer": {"state": slots, "param_groups": state["param_groups"]}}
+
+
 def load_checkpoint(folder: str | Path) -> Checkpoint:
-    """Rebuild the network (weights read with ``weights_only=True``) and its corpus."""
+    """Rebuild the network and its corpus from a checkpoint folder, read as untrusted data
+    (regular files inside the folder, bounded JSON, weights as safetensors)."""
+    from safetensors.torch import load
+
     folder = Path(folder)
-    meta_path, weights = folder / "config.json", folder / "weights.pt"
-    if not meta_path.is_file() or not weights.is_file():
-        raise ValueError(f"{folder}: no trained SGNN here (needs config.json and weights.pt); "
+    if not (folder / "config.json").is_file() or not (folder / WEIGHTS).is_file():
+        raise ValueError(f"{folder}: no trained SGNN here (needs config.json and {WEIGHTS}); "
                          f"run `mmw sgnn train` first")
-    meta = json.loads(meta_path.read_text())
-    models = [model_from_json((folder / "models" / f"{i}.json").read_text())
-              for i in range(len(meta["names"]))]
-    corpus = Corpus(models, CorpusConfig.from_dict(meta["corpus"]), weights=meta["weights"],
-                    fits=_fits(meta.get("fits")), names=meta["names"])
-    net = SGNN(SGNNConfig.from_dict(meta["sgnn"]))
-    net.load_state_dict(torch.load(weights, weights_only=True))
+    try:
+        meta = read_json_inside(folder, "config.json")
+        names = meta["names"]
+        models = [model_from_json(read_inside(folder, f"models/{i}.json", f"models/{i}.json"))
+                  for i in range(len(names))]
+        corpus = Corpus(models, CorpusConfig.from_dict(meta["corpus"]),
+                        weights=meta["weights"], fits=_fits(meta.get("fits")), names=names)
+        net = SGNN(SGNNConfig.from_dict(meta["sgnn"]))
+        net.load_state_dict(load(read_inside(folder, WEIGHTS, WEIGHTS, _MAX_WEIGHTS)))
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UntrustedDataError(f"{folder}: not a usable SGNN checkpoint "
+                                 f"({type(exc).__name__}: {str(exc)[:300]}); retrain it with "
+                                 "`mmw sgnn train`") from None
     net.eval()
     return Checkpoint(net, corpus, meta)
 

@@ -51,7 +51,8 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 def test_train_predict_attribute_write_under_run_sgnn(trained_run: Path) -> None:
-    for name in ("weights.pt", "config.json", "index.npz", "diagnostics.json", "models/0.json"):
+    for name in ("weights.safetensors", "config.json", "index.npz", "diagnostics.json",
+                 "models/0.json"):
         assert (trained_run / "sgnn" / name).is_file(), name
     result = _invoke("sgnn", "predict", trained_run, "--data", trained_run / "data.csv")
     assert result.exit_code == 0, result.output

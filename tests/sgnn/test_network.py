@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from sgnn.corpus import Corpus, CorpusConfig
 from sgnn.examples import seir, sir
@@ -81,7 +82,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(trained) -> None:
         oa, ob = a.network(batch.context, batch.mask), b.network(batch.context, batch.mask)
     for key in ("forecast", "params", "logits"):
         assert torch.equal(oa[key], ob[key])
-    state = torch.load(folder / "weights.pt", weights_only=True)
+    state = load_file(folder / "weights.safetensors")
     assert set(state) == set(a.network.state_dict())
     assert a.corpus.names == ["SIR", "SEIR"]
 
@@ -124,6 +125,6 @@ def test_training_from_another_source_of_the_same_blocks_is_identical(tmp_path) 
     here = train(corpus, tmp_path / "a", tc, cfg)
     there = train(corpus, tmp_path / "b", tc, cfg, source=_ElsewhereSource(tc, 2))
     assert here.best_val_loss == there.best_val_loss
-    wa = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
-    wb = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
+    wa = load_file(tmp_path / "a" / "weights.safetensors")
+    wb = load_file(tmp_path / "b" / "weights.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

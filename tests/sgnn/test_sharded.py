@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from sgnn.corpus import Batch, Corpus, CorpusConfig
 from sgnn.examples import seir, sir
@@ -83,8 +84,8 @@ def test_training_from_the_sharded_source_matches_local_training(ray_cluster,
         assert source.blocks_served == 6
     assert [h["train_loss"] for h in here.history] == [h["train_loss"] for h in there.history]
     assert here.best_val_loss == there.best_val_loss
-    wa = torch.load(tmp_path / "local" / "weights.pt", weights_only=True)
-    wb = torch.load(tmp_path / "ray" / "weights.pt", weights_only=True)
+    wa = load_file(tmp_path / "local" / "weights.safetensors")
+    wb = load_file(tmp_path / "ray" / "weights.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
