@@ -128,3 +128,29 @@ def test_training_from_another_source_of_the_same_blocks_is_identical(tmp_path) 
     wa = load_file(tmp_path / "a" / "weights.safetensors")
     wb = load_file(tmp_path / "b" / "weights.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_network(tmp_path) -> None:
+    """The resume point (safetensors + JSON, no pickle) holds everything training needs:
+    weights, Adam moments, scheduler and counters, so stopping after epoch 1 and resuming
+    trains exactly the network an uninterrupted run trains."""
+    corpus = Corpus([sir()], CorpusConfig(n_context=14, min_context=14, horizon=7, seed=0))
+    cfg = network_config(corpus, d_model=16, n_heads=2, n_layers=1)
+    tc = TrainConfig(simulations=128, epochs=2, batch_size=64, held_out=32)
+    train(corpus, tmp_path / "straight", tc, cfg)
+
+    def stop_in_epoch_two(message: str) -> None:
+        if message.startswith("epoch 2"):
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(corpus, tmp_path / "resumed", tc, cfg, log=stop_in_epoch_two)
+    train(corpus, tmp_path / "resumed", tc, cfg, resume=True)
+    wa = load_file(tmp_path / "straight" / "last.safetensors")
+    wb = load_file(tmp_path / "resumed" / "last.safetensors")
+    assert set(wa) == set(wb) and any(k.startswith("opt.") for k in wa)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
