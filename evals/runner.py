@@ -39,6 +39,7 @@ import numpy as np
 
 from evals.executor import Executor, Job, failure_result
 from mechanistic.files import write_atomic
+from mechanistic.untrusted import parse_json, read_inside
 
 if TYPE_CHECKING:
     from evals.agents import Budget
@@ -99,8 +100,8 @@ def write_result(out: str | Path, result: Mapping[str, Any]) -> Path:
 def read_result(path: Path) -> dict[str, Any] | None:
     """A stored result, or None when it is missing, truncated or not a result."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = parse_json(read_inside(path.parent, path.name, str(path)), str(path))
+    except (OSError, ValueError):  # missing, a link, a FIFO, torn or hostile: not a result
         return None
     if not isinstance(data, dict) or data.get("status") not in ("ok", "invalid", "error",
                                                                  "timeout"):
@@ -273,9 +274,14 @@ def _merge_manifest(out: Path, new: Mapping[str, Any]) -> dict[str, Any]:
     in one leaderboard) and adds the new tasks, agents and seeds."""
     path = out / "bench.json"
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        old = parse_json(read_inside(out, "bench.json", str(path)), str(path))
+    except FileNotFoundError:
         return dict(new)
+    except ValueError as exc:
+        raise ValueError(f"{path} cannot be resumed into: {exc}; use a new --out folder") \
+            from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{path} is not a bench manifest; use a new --out folder")
     if old.get("budget") != jsonable(new.get("budget")):
         raise ValueError(f"{out} holds results for budget {old.get('budget')}; this run asks "
                          f"for {jsonable(new.get('budget'))}: use another --out")

@@ -220,8 +220,10 @@ def register(app: typer.Typer) -> None:
         if result.reused:
             err.print(f"reused {len(result.reused)} finished job(s) from {out}/results",
                       markup=False)
+        from evals.bench_files import SUMMARY, read_bench_json
+
         report = write_report(out)  # aggregates first: results.json, leaderboard.md
-        _headline(console, json.loads((out / "results.json").read_text())["scores"])
+        _headline(console, read_bench_json(out, "results.json", SUMMARY)["scores"])
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
         console.print(f"jobs: {counts}; leaderboard {out / 'leaderboard.md'}, timing "
                       f"{out / 'timing.md'}, report {report}", markup=False)
