@@ -115,17 +115,21 @@ CSV_LIMIT_VARIABLES = {
 class CsvLimits:
     """How large an observations CSV may be, checked before and while it is parsed.
 
-    Without a bound a file of 10**6 columns kept the loader busy for minutes and one of
-    10**6 rows took the fitter to 18.5 GB (its RK4 graph grows with the rows: about four
-    steps per row, for every start). The defaults are generous for the time series a
-    mechanistic model is fitted to (a decade of hourly readings is 88,000 rows; a model
-    with more than a few dozen observables is rare) and keep ``mmw fit`` at the row
-    limit within a few GB (measured in tests/mechanistic/test_hostile_inputs.py's
-    docstring). Override with the environment variables in :data:`CSV_LIMIT_VARIABLES`.
+    Without a bound a file of 10**6 columns kept the loader busy for minutes, and the
+    fitter's memory grows with the rows: it integrates with RK4 at a quarter of the median
+    spacing and its autograd graph holds every step, measured at about 0.4 GB plus 125 KB
+    a row for a one-state model and 400 KB a row for the four-state SEIR example (10**6
+    rows reached 18.5 GB before it was stopped). The defaults keep ``mmw fit`` at the row
+    limit to a few GB on a 24 GB machine (the figures are in the report of issue 18 and
+    tests/workbench/test_hostile_cli.py) while holding the series mechanistic models are
+    fitted to: hare-lynx is 91 rows, three years of daily counts about 1,100, a year of
+    hourly readings 8,760. 256 columns is far past the observables of any model here, and
+    64 MiB is 10,000 rows of 256 columns at 25 bytes a cell. Override with the environment
+    variables in :data:`CSV_LIMIT_VARIABLES` (read only by :meth:`from_env`).
     """
 
     max_bytes: int = 64 * MiB
-    max_rows: int = 100_000
+    max_rows: int = 10_000
     max_columns: int = 256
 
     def __post_init__(self) -> None:

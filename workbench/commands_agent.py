@@ -201,6 +201,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
     from agent.store import RunStore
     from mechanistic.data import load_csv
     from sandbox.auto import open_sandbox
+    from workbench.main_job import check_integration_grid
 
     store = RunStore(out)
     console = console_factory(stderr=True)
@@ -224,6 +225,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         if train_until is None:
             train_until = float(data.t[int(0.7 * (len(data) - 1))])
         task = Task(text, data, train_until, validate_until, inputs=inputs)
+        check_integration_grid(data, train_until)  # the search fits this window
         nodes = []
     config = SearchConfig(initial=initial, max_nodes=max_nodes, max_llm_calls=max_llm_calls,
                           max_tokens=max_tokens, max_seconds=max_seconds, seed=seed,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mechanistic.data import ObservedData, load_csv
+from mechanistic.data import CSV_LIMIT_VARIABLES, CsvLimits, ObservedData, load_csv
 from mechanistic.errors import DataError, ModelError
 from mechanistic.model import Model
 
@@ -27,6 +27,7 @@ __all__ = [
     "ExampleReport",
     "FitReport",
     "check_fit_inputs",
+    "check_integration_grid",
     "example_paths",
     "fit_and_report",
     "fit_config",
@@ -147,6 +148,39 @@ def check_fit_inputs(model: Model, data: ObservedData, train_until: float | None
         if not math.isfinite(train_until):
             raise DataError(f"--train-until must be a finite time, got {train_until}")
         data.split(train_until)  # raises a DataError naming the problem if nothing trains
+    check_integration_grid(data, train_until)
+
+
+def check_integration_grid(data: ObservedData, train_until: float | None,
+                           limits: CsvLimits | None = None) -> None:
+    """Refuse (DataError) a training window whose RK4 grid is larger than the row limit's.
+
+    The fitter steps at a quarter of the training rows' median spacing over their whole
+    span, and its memory grows with every step (the autograd graph holds each one: about
+    30 KB a step for a one-state model). So four rows at 0, 1e-6, 2e-6 and 100 ask for
+    4 * 10**8 steps and filled 4.5 GB in a minute. A window is accepted if it takes no more
+    steps than evenly spaced data at the row limit would (4 * max_rows), so the memory
+    measured at the row limit bounds every CSV that loads, and MMW_CSV_MAX_ROWS is the
+    one setting that raises both.
+    """
+    from mechanistic.fit import _auto_solver  # the fitter's own step rule, not a copy
+
+    limits = CsvLimits.from_env() if limits is None else limits
+    train = data.split(train_until)[0] if train_until is not None else data
+    if len(train) < 2:
+        return
+    t = train.t
+    dt = _auto_solver(t, float(t[0])).dt
+    steps = (float(t[-1]) - float(t[0])) / dt
+    budget = 4 * limits.max_rows
+    if not steps <= budget:
+        raise DataError(
+            f"{data.source or 'data'}: the training rows ({data.time_name} {t[0]:g} to "
+            f"{t[-1]:g}) have a median spacing of {4 * dt:g}, so the fit would take "
+            f"{steps:.3g} solver steps (a quarter of the median spacing each), more than the "
+            f"{budget} of evenly spaced data at the limit of {limits.max_rows} rows; thin out "
+            f"the densely sampled stretch, or set {CSV_LIMIT_VARIABLES['max_rows']} to raise "
+            f"the limit")
 
 
 def fit_and_report(
@@ -247,6 +281,7 @@ def run_example(
     stage(f"loading {model_path.name} and {data_path.name}")
     model = load_model(model_path)
     data = load_csv(data_path)
+    check_fit_inputs(model, data, train_until)  # before the simulation, which spans the data
     model_json = out / "model.json"
     model_json.write_text(model.to_json())
 

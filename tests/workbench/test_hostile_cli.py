@@ -208,3 +208,38 @@ def test_describe_file_fifo_and_size(refused, decay_csv: Path, tmp_path: Path) -
     latin = tmp_path / "latin.md"
     latin.write_bytes(b"d\xe9croissance")
     assert "not UTF-8 text" in refused(BOUND, *args, latin)
+
+
+# ------------------------------------------------------------------- the implied grid
+SPIKY = "day,y\n0,10\n0.000001,10\n0.000002,10\n100,0.1\n"  # 4 rows, 4 * 10**8 RK4 steps
+
+
+def test_fit_on_four_rows_with_a_tiny_median_spacing(refused, model_json: Path,
+                                                     tmp_path: Path) -> None:
+    """Four rows filled 4.5 GB in a minute before: the fitter steps at a quarter of the
+    median spacing. Now refused, naming the spacing and the setting."""
+    line = refused(BOUND, "fit", model_json, _file(tmp_path, "d.csv", SPIKY),
+                   "--out", tmp_path / "o")
+    assert "median spacing of 1e-06" in line and "4e+08 solver steps" in line
+    assert "more than the 40000 " in line and "MMW_CSV_MAX_ROWS" in line
+
+
+def test_model_search_refuses_the_same_grid_before_searching(refused, tmp_path: Path) -> None:
+    line = refused(BOUND, "model", "--out", tmp_path / "run", "--describe", "decay",
+                   "--data", _file(tmp_path, "d.csv", SPIKY), "--train-until", "100")
+    assert "solver steps" in line and "MMW_CSV_MAX_ROWS" in line
+
+
+def test_the_grid_is_that_of_the_training_window(tmp_path: Path) -> None:
+    """A dense start and a sparse rest: the whole record's median spacing is the sparse
+    one, but a window ending early is mostly dense, and that is what the fitter steps."""
+    from mechanistic.data import CsvLimits, load_csv
+    from mechanistic.errors import DataError
+    from workbench.main_job import check_integration_grid
+
+    rows = [f"{i * 1e-5:.5f},1" for i in range(30)] + [f"{i},1" for i in range(1, 71)]
+    data = load_csv(_file(tmp_path, "d.csv", "t,y\n" + "\n".join(rows) + "\n"))
+    check_integration_grid(data, None)  # median spacing 1: 280 steps
+    with pytest.raises(DataError, match="solver steps"):
+        check_integration_grid(data, 10.0)  # median 1e-5 over 10: 4e6 steps
+    check_integration_grid(data, 10.0, CsvLimits(max_rows=2 * 10**6))
