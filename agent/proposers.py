@@ -2,7 +2,9 @@
 
 ``mmw model --agent NAME`` and the benchmark's search agents build their proposer here,
 so both paths hand the same settings (seed, chat model, endpoint, log) to it. Adding a
-proposer is one module and one :func:`register_proposer` call; nothing else changes.
+proposer is one module and one :func:`register_proposer` call; nothing else changes. A
+module outside mmw registers through a plugin (``MMW_PLUGINS`` or the ``mmw.plugins``
+entry point group, :mod:`mechanistic.plugins`).
 """
 
 from __future__ import annotations
@@ -83,12 +85,23 @@ def register_proposer(name: str, factory: ProposerFactory, *, replace: bool = Fa
 
 
 def proposer_names() -> list[str]:
+    """Every registered proposer, plugins' included (see :mod:`mechanistic.plugins`)."""
+    from mechanistic.plugins import load_plugins
+
+    load_plugins()
     return list(_REGISTRY)
 
 
 def make_proposer(name: str, settings: ProposerSettings | None = None) -> Proposer:
     """The proposer called ``name``; ValueError naming the choices for an unknown one."""
+    proposer_names()  # plugins register on import
     factory = _REGISTRY.get(name)
     if factory is None:
         raise ValueError(f"unknown agent {name!r}; choose from {', '.join(_REGISTRY)}")
-    return factory(settings or ProposerSettings())
+    proposer = factory(settings or ProposerSettings())
+    if not isinstance(proposer, Proposer):  # a plugin's factory: say what is missing
+        missing = [a for a in ("name", "usage", "propose", "repair", "refine", "intervention")
+                   if not hasattr(proposer, a)]
+        raise ValueError(f"the {name!r} proposer ({type(proposer).__name__}) does not "
+                         f"implement agent.core.Proposer: missing {', '.join(missing)}")
+    return proposer

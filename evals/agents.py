@@ -60,18 +60,17 @@ if TYPE_CHECKING:
     from evals.task import BenchTask
 
 __all__ = [
-    "AGENTS",
     "AgentOutcome",
+    "AgentSpec",
     "BenchAgent",
     "Budget",
     "LLMSettings",
+    "agent_names",
     "applicable",
     "failed",
     "make_agent",
+    "register_agent",
 ]
-
-AGENTS = ("offline", "offline-lomo", "library", "zero-shot", "repair-only", "llm", "neural",
-          "oracle", "wrong")
 
 # Leave-one-motif-out: the library motif that is each fully observed task's own structure
 # (the truth's textbook form), removed from the offline agent's library by ``offline-lomo``.
@@ -273,50 +272,109 @@ class BenchAgent(Protocol):
         ...
 
 
+# ---------------------------------------------------------------------------- registry
+AgentFactory = Callable[["LLMSettings | None"], BenchAgent]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one bench agent and where it applies.
+
+    ``factory(llm)`` gets the run's LLM settings (None when none were given) and returns
+    the agent; ``applies(task)`` says whether it can run on a task (the oracle needs the
+    truth); ``needs_sandbox`` opens a sandbox for agents that execute generated code.
+    """
+
+    factory: AgentFactory
+    applies: Callable[[BenchTask], bool] = lambda task: True
+    needs_sandbox: bool = True
+    doc: str = ""
+
+
+_REGISTRY: dict[str, AgentSpec] = {}
+
+
+def register_agent(name: str, spec: AgentSpec, *, replace: bool = False) -> None:
+    """Make ``spec`` available as ``mmw bench run --agents name``; a plugin module calls
+    this on import (see :mod:`mechanistic.plugins`), so spawned workers have it too."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"an agent name is letters, digits, '-' and '_', got {name!r}")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"a bench agent called {name!r} is already registered")
+    if not isinstance(spec, AgentSpec):
+        raise ValueError(f"register_agent needs an AgentSpec, got {type(spec).__name__}")
+    _REGISTRY[name] = spec
+
+
+def agent_names() -> tuple[str, ...]:
+    """Every registered agent, the built-in ones first, in registration order."""
+    from mechanistic.plugins import load_plugins
+
+    load_plugins()
+    return tuple(_REGISTRY)
+
+
+def _spec(name: str) -> AgentSpec:
+    names = agent_names()
+    if name not in names:
+        raise ValueError(f"unknown agent {name!r}; choose from {', '.join(names)}")
+    return _REGISTRY[name]
+
+
 def applicable(agent: str, task: BenchTask) -> bool:
-    """Whether ``agent`` can run on ``task``: the oracle needs the truth, ``wrong`` a
-    misspecified structure, ``offline-lomo`` a task whose own motif is known; everything
-    else runs everywhere (on real-data tasks only the
-    forecast is scored)."""
-    if agent not in AGENTS:
-        raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
-    if agent == "oracle":
-        return task.truth_model is not None
-    if agent == "wrong":
-        return task.wrong_model is not None
-    if agent == "offline-lomo":
-        return task.name in OWN_MOTIFS
-    return True
+    """Whether ``agent`` can run on ``task`` (its spec's ``applies``)."""
+    return bool(_spec(agent).applies(task))
+
+
+def needs_sandbox(agent: str) -> bool:
+    return _spec(agent).needs_sandbox
 
 
 def make_agent(name: str, llm: LLMSettings | Mapping[str, Any] | None = None) -> BenchAgent:
     """The agent called ``name``; ValueError for an unknown name or an unconfigured LLM."""
-    if name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
-    if name == "llm":
-        if llm is None:
-            raise ValueError("the llm agent needs a chat model: give --llm-model (a "
-                             "'provider:model' spec, or a model name with --base-url)")
-        settings = llm if isinstance(llm, LLMSettings) else LLMSettings.from_dict(llm)
-        _check_key(settings)
-        return SearchAgent("llm", _llm_factory(settings), _full_search)
-    if name == "offline":
-        return SearchAgent("offline", _offline_factory, _full_search)
-    if name == "offline-lomo":
-        return SearchAgent("offline-lomo", _offline_factory, _full_search, leave_out=True)
-    if name == "library":
-        return SearchAgent("library", _library_factory, _full_search)
-    if name == "zero-shot":
-        return SearchAgent("zero-shot", _library_factory, _zero_shot)
-    if name == "repair-only":
-        return SearchAgent("repair-only", _library_factory, _repair_only)
-    if name == "neural":
-        from evals.neural import NeuralAgent
+    spec = _spec(name)
+    settings = llm if llm is None or isinstance(llm, LLMSettings) else \
+        LLMSettings.from_dict(llm)
+    return spec.factory(settings)
 
-        return NeuralAgent()
-    if name == "oracle":
-        return StructureAgent("oracle")
-    return StructureAgent("wrong")
+
+def _llm_agent(llm: LLMSettings | None) -> BenchAgent:
+    if llm is None:
+        raise ValueError("the llm agent needs a chat model: give --llm-model (a "
+                         "'provider:model' spec, or a model name with --base-url)")
+    _check_key(llm)
+    return SearchAgent("llm", _llm_factory(llm), _full_search)
+
+
+def _neural_agent(llm: LLMSettings | None) -> BenchAgent:
+    from evals.neural import NeuralAgent
+
+    return NeuralAgent()
+
+
+def _register_builtin() -> None:
+    """The agents this module defines (the module docstring says why each is there)."""
+    search: dict[str, tuple[ProposerFactory, ConfigFactory, bool]] = {
+        "offline": (_offline_factory, _full_search, False),
+        "offline-lomo": (_offline_factory, _full_search, True),
+        "library": (_library_factory, _full_search, False),
+        "zero-shot": (_library_factory, _zero_shot, False),
+        "repair-only": (_library_factory, _repair_only, False),
+    }
+    for name, (factory, config, leave_out) in search.items():
+        register_agent(name, AgentSpec(
+            lambda llm, n=name, f=factory, c=config, lo=leave_out:
+                SearchAgent(n, f, c, leave_out=lo),
+            applies=(lambda task: task.name in OWN_MOTIFS) if leave_out else
+            (lambda task: True)))
+    register_agent("llm", AgentSpec(_llm_agent))
+    register_agent("neural", AgentSpec(_neural_agent, needs_sandbox=False))
+    register_agent("oracle", AgentSpec(lambda llm: StructureAgent("oracle"),
+                                       applies=lambda task: task.truth_model is not None,
+                                       needs_sandbox=False))
+    register_agent("wrong", AgentSpec(lambda llm: StructureAgent("wrong"),
+                                      applies=lambda task: task.wrong_model is not None,
+                                      needs_sandbox=False))
 
 
 # ------------------------------------------------------------------------ search agents
@@ -549,3 +607,6 @@ class StructureAgent:
             forecast=_observed(fit, task, task.conditions), counterfactuals=tuple(cfs),
             interventions=tuple(items_json), params=params,
             detail={"fit_params": dict(fit.params), "validation_error": fit.validation_error})
+
+
+_register_builtin()

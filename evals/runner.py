@@ -133,13 +133,14 @@ def plan(tasks: Iterable[BenchTask], agents: Sequence[str], seeds: int | Sequenc
     run (``evals.agents.applicable``: no truth model for the oracle, counterfactual-only
     agents on forecast-only tasks) are left out rather than scored as failures.
     """
-    from evals.agents import AGENTS, applicable
+    from evals.agents import agent_names, applicable
 
-    unknown = [a for a in agents if a not in AGENTS]
+    known = agent_names()
+    unknown = [a for a in agents if a not in known]
     if unknown:
-        raise ValueError(f"unknown agent(s) {', '.join(unknown)}; agents: {', '.join(AGENTS)}")
+        raise ValueError(f"unknown agent(s) {', '.join(unknown)}; agents: {', '.join(known)}")
     if not agents:
-        raise ValueError(f"name at least one agent: {', '.join(AGENTS)}")
+        raise ValueError(f"name at least one agent: {', '.join(known)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("at least one seed is needed")
@@ -170,13 +171,12 @@ def _versions() -> dict[str, str]:
     return found
 
 
-_SEARCH_AGENTS = ("offline", "offline-lomo", "library", "zero-shot", "repair-only", "llm")
-
-
-def _open_sandbox(agent: Any) -> tuple[Any, str]:
+def _open_sandbox(agent: str) -> tuple[Any, str]:
     """A sandbox for agents that execute generated code; (None, why) when none opens, so
     the agent reports 'no sandbox' as an invalid outcome instead of the job crashing."""
-    if not getattr(agent, "needs_sandbox", agent.name in _SEARCH_AGENTS):
+    from evals.agents import needs_sandbox
+
+    if not needs_sandbox(agent):
         return None, "not needed"
     from sandbox.auto import SandboxSettings, open_sandbox
     from sandbox.spec import SandboxError
@@ -222,7 +222,7 @@ def run_job(job: Job) -> dict[str, Any]:
         agent = make_agent(job.agent, llm=job.llm)
         workdir = Path(job.out) / "work" / job.key
         workdir.mkdir(parents=True, exist_ok=True)
-        sandbox, sandbox_note = _open_sandbox(agent)
+        sandbox, sandbox_note = _open_sandbox(job.agent)
         try:
             outcome = agent.run(task, job.seed, job.budget, sandbox, workdir)
         finally:

@@ -29,6 +29,20 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
+
+
+@app.callback()
+def _load_plugins() -> None:
+    """Plugins (MMW_PLUGINS, the mmw.plugins entry points) register their parts before any
+    command looks a name up; one that cannot be imported is one error line."""
+    from mechanistic.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins()
+    except PluginError as exc:
+        raise _fail(str(exc)) from None
+
+
 ModelArg = Annotated[Path, typer.Argument(help="Model: a .json model file or a .py DSL module.")]
 
 

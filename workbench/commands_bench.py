@@ -26,13 +26,14 @@ def _split(value: str) -> list[str]:
 
 
 def _agents(value: str) -> list[str]:
-    from evals.agents import AGENTS
+    from evals.agents import agent_names
 
+    known = agent_names()  # the registry's names, plugins included
     names = list(dict.fromkeys(_split(value)))
-    unknown = [a for a in names if a not in AGENTS]
+    unknown = [a for a in names if a not in known]
     if unknown or not names:
         raise ValueError(f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; "
-                         f"agents: {', '.join(AGENTS)}")
+                         f"agents: {', '.join(known)}")
     return names
 
 
@@ -123,7 +124,7 @@ def register(app: typer.Typer) -> None:
         tasks_dir: TasksDir = None,
     ) -> None:
         """List the benchmark's tasks (and the agents that can be run on them)."""
-        from evals.agents import AGENTS
+        from evals.agents import agent_names
         from evals.suite import select
 
         with _user_errors():
@@ -136,7 +137,7 @@ def register(app: typer.Typer) -> None:
                  "counterfactuals": [c.question for c in t.counterfactuals]}
                 for t in chosen]
         if as_json:
-            typer.echo(json.dumps({"tasks": rows, "agents": list(AGENTS)}, indent=2))
+            typer.echo(json.dumps({"tasks": rows, "agents": list(agent_names())}, indent=2))
             return
         from rich.table import Table
 
@@ -155,7 +156,7 @@ def register(app: typer.Typer) -> None:
                           str(len(r["hidden"])), str(len(r["counterfactuals"])))
         console = _console()
         console.print(table)
-        console.print(f"agents: {', '.join(AGENTS)}", markup=False)
+        console.print(f"agents: {', '.join(agent_names())}", markup=False)
 
     @bench_app.command("run")
     def run_command(

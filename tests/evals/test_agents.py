@@ -9,10 +9,10 @@ from tiny_tasks import DECAY_MODULE, FAST, decay_task, pk_task
 
 from agent.openai_stub import serve_openai_stub
 from evals.agents import (
-    AGENTS,
     AgentOutcome,
     Budget,
     LLMSettings,
+    agent_names,
     applicable,
     make_agent,
 )
@@ -65,7 +65,7 @@ def test_make_agent_refuses_unknown_names_and_an_unconfigured_llm():
         make_agent("llm", {"model": "m", "base_url": "https://api.example.com/v1",
                            "api_key_env": "MMW_NO_SUCH_KEY"})
     assert LLMSettings.from_dict(LLMSettings("openai:gpt-4o").to_dict()).model == "openai:gpt-4o"
-    for name in AGENTS:
+    for name in agent_names():
         if name != "llm":
             assert make_agent(name).name == name
 

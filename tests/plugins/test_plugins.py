@@ -1,0 +1,77 @@
+"""A part registered from outside the package is used through the CLI and the bench runner.
+
+The plugin module lives in this folder, not in an mmw package, and is named only in
+``MMW_PLUGINS``: ``mmw model --agent toy`` must search with its proposer, and ``mmw bench
+run --agents persistence`` must score its agent in a spawned job process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+MMW = (sys.executable, "-c", "from workbench.cli import app; app()")
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "MMW_PLUGINS": "toy_mmw_plugin", "PYTHONPATH": path}
+
+
+def _mmw(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*MMW, *map(str, args)],
+                          capture_output=True, text=True, env=_env(), timeout=timeout)
+
+
+def test_a_plugin_proposer_searches_through_mmw_model(tmp_path):
+    t = np.arange(0.0, 30.0)
+    y = 100.0 * np.exp(-0.2 * t) * np.exp(np.random.default_rng(1).normal(0, 0.05, t.size))
+    data = tmp_path / "decay.csv"
+    data.write_text("t,x\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True)))
+    run = tmp_path / "run"
+    result = _mmw("model", "--describe", "a substance decays", "--data", data, "--agent", "toy",
+                  "--out", run, "--max-nodes", 1, "--train-until", 20)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tree = json.loads((run / "tree.json").read_text())
+    best = next(n for n in tree["nodes"] if n["id"] == tree["best"])
+    assert best["structure"] == "toy first-order decay"
+    fit = json.loads((run / "candidates" / tree["best"] / "fit.json").read_text())
+    assert abs(fit["params"]["k"] - 0.2) < 0.03  # the truth is 0.2
+
+
+def test_a_plugin_agent_is_scored_by_the_bench_runner(tmp_path):
+    out = tmp_path / "bench"
+    result = _mmw("bench", "run", "--agents", "persistence", "--tasks", "epi-seir-town-partial",
+                  "--seeds", 1, "--out", out, "--workers", 1)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+    assert len(results) == 1 and results[0]["status"] == "ok", results
+    assert results[0]["agent"] == "persistence"
+    assert results[0]["metrics"]  # scored like any other agent
+
+
+def test_a_missing_plugin_is_one_clear_error(tmp_path):
+    env = {**_env(), "MMW_PLUGINS": "no_such_mmw_plugin"}
+    result = subprocess.run([*MMW, "bench", "list"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    assert "no_such_mmw_plugin" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["os;rm", "a..b"])
+def test_a_plugin_name_must_be_a_module_name(value):
+    from mechanistic.plugins import PluginError, load_plugins
+
+    os.environ["MMW_PLUGINS"] = value
+    try:
+        with pytest.raises(PluginError, match="not a module name"):
+            load_plugins()
+    finally:
+        del os.environ["MMW_PLUGINS"]

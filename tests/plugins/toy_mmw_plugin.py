@@ -1,0 +1,74 @@
+"""A plugin from outside the mmw packages: one proposer and one bench agent, registered on
+import. The tests name it in ``MMW_PLUGINS`` and use both through the command line and
+the benchmark runner, whose job processes are spawned, so they must find it themselves.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from agent.core import Candidate, Usage
+from agent.proposers import register_proposer
+from evals.agents import AgentOutcome, AgentSpec, register_agent
+
+DECAY = """\
+# structure: toy first-order decay
+from mechanistic import LogNormalNoise, LogUniform, Model
+
+m = Model("toy decay")
+x = m.state("x")
+k = m.param("k", LogUniform(0.01, 2.0))
+x0 = m.param("x0", LogUniform(1.0, 1000.0))
+s = m.param("s", LogUniform(0.01, 1.0))
+m.flow(x, None, k * x, name="loss")
+m.init(x=x0)
+m.observe("x", x, noise=LogNormalNoise(s))
+"""
+
+
+class ToyProposer:
+    """Always the same first-order decay; refuses repairs, refinements and what-ifs."""
+
+    name = "toy"
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def propose(self, task, n):
+        return [Candidate("toy-0", DECAY, "toy first-order decay", proposer="toy")][:n]
+
+    def repair(self, task, candidate, feedback):
+        return None
+
+    def refine(self, task, candidate, critique, n=1):
+        return []
+
+    def intervention(self, task, candidate, model_json, question):
+        raise ValueError("the toy proposer maps no questions")
+
+
+class Persistence:
+    """Forecasts every observed column as its last observed value."""
+
+    name = "persistence"
+
+    def run(self, task, seed, budget, sandbox, workdir):
+        started = time.perf_counter()
+        data = task.agent_task(seed).data
+        forecast = {}
+        for column in task.observed:
+            values = np.asarray(data.values[column], dtype=float)
+            last = values[np.isfinite(values)][-1]
+            forecast[column] = np.full(len(task.times), last)
+        n = len(task.counterfactuals)
+        return AgentOutcome(agent="persistence", valid=True, reason="", structure="persistence",
+                            nodes=0, valid_nodes=0, repairs=0, llm_calls=0, tokens=0,
+                            wall_s=time.perf_counter() - started, forecast=forecast,
+                            counterfactuals=(None,) * n, interventions=([],) * n, params={})
+
+
+register_proposer("toy", lambda settings: ToyProposer(), replace=True)
+register_agent("persistence", AgentSpec(lambda llm: Persistence(), needs_sandbox=False,
+                                        doc="last value carried forward"), replace=True)
