@@ -1,8 +1,10 @@
 """A part registered from outside the package is used through the CLI and the bench runner.
 
 The plugin module lives in this folder, not in an mmw package, and is named only in
-``MMW_PLUGINS``: ``mmw model --agent toy`` must search with its proposer, and ``mmw bench
-run --agents persistence`` must score its agent in a spawned job process.
+``MMW_PLUGINS``: ``mmw model --agent toy`` must search with its proposer, ``mmw bench run
+--agents persistence`` must score its agent in a spawned job process, and ``mmw check``
+must run a module in its sandbox backend when ``--backend toy`` or ``MMW_SANDBOX=toy``
+names it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def test_a_plugin_agent_is_scored_by_the_bench_runner(tmp_path):
     assert len(results) == 1 and results[0]["status"] == "ok", results
     assert results[0]["agent"] == "persistence"
     assert results[0]["metrics"]  # scored like any other agent
+
+
+def test_a_plugin_sandbox_backend_runs_modules_through_mmw_check(tmp_path):
+    from toy_mmw_plugin import DECAY
+
+    module = tmp_path / "decay.py"
+    module.write_text(DECAY)
+    by_env = subprocess.run([*MMW, "check", module], capture_output=True, text=True,
+                            env={**_env(), "MMW_SANDBOX": "toy"}, timeout=120)
+    assert by_env.returncode == 0, by_env.stderr[-2000:]
+    assert "toy" in by_env.stdout + by_env.stderr and "MMW_SANDBOX=toy" in (
+        by_env.stdout + by_env.stderr)
+    by_flag = _mmw("check", module, "--backend", "toy", "--json")
+    assert by_flag.returncode == 0, by_flag.stderr[-2000:]
+    report = json.loads(by_flag.stdout)
+    assert report["ok"] and report["sandbox"].startswith("toy")
+    unknown = _mmw("check", module, "--backend", "nope")
+    assert unknown.returncode == 2 and "toy" in unknown.stderr  # the choices name it
 
 
 def test_a_missing_plugin_is_one_clear_error(tmp_path):

@@ -1,5 +1,5 @@
-"""A plugin from outside the mmw packages: one proposer and one bench agent, registered on
-import. The tests name it in ``MMW_PLUGINS`` and use both through the command line and
+"""A plugin from outside the mmw packages: a proposer, a bench agent and a sandbox backend,
+registered on import. The tests name it in ``MMW_PLUGINS`` and use both through the command line and
 the benchmark runner, whose job processes are spawned, so they must find it themselves.
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 from agent.core import Candidate, Usage
 from agent.proposers import register_proposer
 from evals.agents import AgentOutcome, AgentSpec, register_agent
+from sandbox.auto import Backend, register_backend
 
 DECAY = """\
 # structure: toy first-order decay
@@ -69,6 +70,30 @@ class Persistence:
                             counterfactuals=(None,) * n, interventions=([],) * n, params={})
 
 
+class ToySandbox:
+    """A sandbox backend of the plugin's own: the local bwrap backend under another name,
+    counting the runs it served (the test reads the count from its stdout marker)."""
+
+    name = "toy"
+
+    def __init__(self) -> None:
+        from sandbox.local import LocalConfig, LocalSandbox
+
+        self.inner = LocalSandbox(LocalConfig(mode="bwrap"))
+        self.runs = 0
+
+    def run(self, spec):
+        self.runs += 1
+        return self.inner.run(spec)
+
+    def guarantees(self):
+        return self.inner.guarantees()
+
+    def close(self):
+        self.inner.close()
+
+
 register_proposer("toy", lambda settings: ToyProposer(), replace=True)
+register_backend("toy", Backend(lambda settings: ToySandbox()), replace=True)
 register_agent("persistence", AgentSpec(lambda llm: Persistence(), needs_sandbox=False,
                                         doc="last value carried forward"), replace=True)
