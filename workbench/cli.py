@@ -83,10 +83,11 @@ def _user_errors() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- parsing
+MAX_OUTPUT_TIMES = 1_000_001  # a grid of output times: each is a row of every trajectory
+
+
 def parse_time_spec(spec: str) -> Any:
     """``START:STOP:STEP`` → output times from START to STOP inclusive (numpy array)."""
-    import numpy as np
-
     parts = spec.split(":")
     if len(parts) != 3:
         raise InputError(f"--t {spec!r} must be START:STOP:STEP, e.g. 0:100:1")
@@ -94,15 +95,29 @@ def parse_time_spec(spec: str) -> Any:
         start, stop, step = (float(p) for p in parts)
     except ValueError:
         raise InputError(f"--t {spec!r}: START, STOP and STEP must be numbers") from None
+    return time_grid(start, stop, step, f"--t {spec!r}", ("START", "STOP", "STEP"))
+
+
+def time_grid(start: float, stop: float, step: float, what: str,
+              names: tuple[str, str, str] = ("start", "stop", "step")) -> Any:
+    """Output times from ``start`` to ``stop`` inclusive, ``step`` apart (numpy array), or
+    an InputError naming ``what``: the values must be finite, the step positive and the
+    grid at most MAX_OUTPUT_TIMES long, so a typo of three zeros is an error, not an
+    allocation of terabytes."""
+    import numpy as np
+
+    first, last, gap = names
     if not all(math.isfinite(x) for x in (start, stop, step)):
-        raise InputError(f"--t {spec!r}: START, STOP and STEP must be finite")
+        raise InputError(f"{what}: {first}, {last} and {gap} must be finite")
     if step <= 0:
-        raise InputError(f"--t {spec!r}: STEP must be positive")
+        raise InputError(f"{what}: {gap} must be positive")
     if stop <= start:
-        raise InputError(f"--t {spec!r}: STOP must be after START")
+        raise InputError(f"{what}: {last} must be after {first}")
+    count = (stop - start) / step + 1  # may overflow to inf: compared, never floored first
+    if not count <= MAX_OUTPUT_TIMES:
+        raise InputError(f"{what} asks for {count:,.0f} output times; at most "
+                         f"{MAX_OUTPUT_TIMES:,} (use a larger {gap})")
     n = math.floor((stop - start) / step + 1e-9)
-    if n > 1_000_000:
-        raise InputError(f"--t {spec!r} asks for {n + 1} output times; at most 1,000,001")
     return start + step * np.arange(n + 1)
 
 

@@ -72,7 +72,7 @@ def _ranked_table(result: Any) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    from workbench.cli import _console, _user_errors
+    from workbench.cli import _console, _user_errors, time_grid
 
     @app.command("model")
     def model_command(
@@ -135,10 +135,13 @@ def register(app: typer.Typer) -> None:
         with _user_errors():
             fitted = _load(run, candidate)
             data = fitted.task.data
-            spacing = step or (float(np.median(np.diff(data.t))) if len(data) > 1 else 1.0)
+            spacing = step if step is not None else \
+                (float(np.median(np.diff(data.t))) if len(data) > 1 else 1.0)
             if until <= data.t[0]:
                 raise ValueError(f"--until {until:g} is before the data start {data.t[0]:g}")
-            grid = np.arange(data.t[0], until + 1e-9 * spacing, spacing)
+            grid = time_grid(float(data.t[0]), until, spacing, f"--until {until:g} --step "
+                             f"{spacing:g}", ("the data start", "--until", "--step"))
+            _check_simulation_size(fitted, grid, draws)
             bands = fitted.bands(grid, draws=draws)
             frame = bands.frame()
             path = out or Path(run) / "forecast.csv"
@@ -291,6 +294,32 @@ def _read_description(path: Path) -> str:
                          f"the description as UTF-8") from None
 
 
+# Bounds on what predict and counterfactual simulate: draws x output times values per state
+# (20 million is 160 MB a state), and solver steps from the fit's start to the last time
+# (a million RK4 steps of 200 draws take minutes); a horizon typed with three zeros too
+# many is an error that says so, not an hour of work or an exhausted memory.
+MAX_DRAW_TIMES = 20_000_000
+MAX_SOLVER_STEPS = 1_000_000
+
+
+def _check_simulation_size(fitted: Any, grid: Any, draws: int) -> None:
+    """Refuse (ValueError) a forecast or what-if larger than the bounds above."""
+    cells = len(grid) * draws
+    if cells > MAX_DRAW_TIMES:
+        raise ValueError(f"--draws {draws} at {len(grid)} output times is {cells:,} values a "
+                         f"state, more than {MAX_DRAW_TIMES:,}; use fewer --draws or a "
+                         f"coarser grid")
+    solver = fitted.fit.get("solver") or {}
+    dt = solver.get("dt") if solver.get("kind") == "RK4" else None
+    if isinstance(dt, int | float) and dt > 0 and len(grid):
+        t0 = float(fitted.fit.get("t0", grid[0]))
+        steps = (float(np.max(grid)) - t0) / float(dt)
+        if not steps <= MAX_SOLVER_STEPS:
+            raise ValueError(f"simulating from {t0:g} to {float(np.max(grid)):g} at the fit's "
+                             f"step of {dt:g} takes {steps:.3g} solver steps, more than "
+                             f"{MAX_SOLVER_STEPS:,}; ask for a nearer time")
+
+
 def _warn_verdict(run: Path, console: Any) -> None:
     """Carry the run's adequacy verdict into every answer drawn from it."""
     from agent.store import RunStore
@@ -351,6 +380,7 @@ def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
                                   int(meta.get("seed", 0)), RunStore(run).trajectory)
     data = fitted.task.data
     grid = parse_time_spec(t) if t else data.t
+    _check_simulation_size(fitted, grid, draws)
     answer = answer_counterfactual(fitted, proposer, question=what or "", interventions=items,
                                    t_eval=np.asarray(grid, dtype=float), draws=draws)
     folder = Path(run) / "counterfactuals" / slug(what or intervention.stem)  # type: ignore[union-attr]

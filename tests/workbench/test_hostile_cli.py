@@ -243,3 +243,39 @@ def test_the_grid_is_that_of_the_training_window(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="solver steps"):
         check_integration_grid(data, 10.0)  # median 1e-5 over 10: 4e6 steps
     check_integration_grid(data, 10.0, CsvLimits(max_rows=2 * 10**6))
+
+
+# ----------------------------------------------------------------- output grids, draws
+@pytest.mark.parametrize(("spec", "words"), [
+    ("0:1e9:1e-9", ["asks for 1,000,000,000,000,000,000 output times", "larger STEP"]),
+    ("-1e308:1e308:1e-300", ["asks for inf output times"]),
+    ("0:nan:1", ["must be finite"]),
+])
+def test_an_output_grid_that_would_not_fit_in_memory(refused, model_json: Path,
+                                                     params_json: Path, spec: str,
+                                                     words: list[str]) -> None:
+    line = refused(BOUND, "simulate", model_json, "--params", params_json, "--t", spec)
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_forecast_and_what_if_sizes_are_bounded() -> None:
+    """``mmw predict --until`` and ``mmw counterfactual --t`` build their grid with the same
+    time_grid as ``--t`` and check draws x times and the solver steps to the last time."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from workbench.cli import InputError, time_grid
+    from workbench.commands_agent import _check_simulation_size
+
+    with pytest.raises(InputError, match=r"--until 1e\+12.*output times; at most"):
+        time_grid(0.0, 1e12, 1.0, "--until 1e+12 --step 1", ("start", "--until", "--step"))
+    with pytest.raises(InputError, match="--step must be positive"):
+        time_grid(0.0, 10.0, 0.0, "--until 10 --step 0", ("start", "--until", "--step"))
+    fitted = SimpleNamespace(fit={"solver": {"kind": "RK4", "dt": 0.25}, "t0": 0.0})
+    _check_simulation_size(fitted, np.arange(0.0, 1000.0), 200)  # 4,000 steps: fine
+    with pytest.raises(ValueError, match="--draws 100000 at 1000 output times"):
+        _check_simulation_size(fitted, np.arange(0.0, 1000.0), 100_000)
+    with pytest.raises(ValueError, match=r"takes 4e\+08 solver steps.*nearer time"):
+        _check_simulation_size(fitted, np.array([0.0, 1e8]), 200)
