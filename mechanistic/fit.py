@@ -55,7 +55,8 @@ from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.model import Model
 from mechanistic.observation import ObservationModel, check_data_support
 from mechanistic.priors import LogUniform, Normal, Prior
-from mechanistic.simulate import RK4, CompiledModel, Dopri5, Simulation, Status, compile_model
+from mechanistic.simulate import CompiledModel, Simulation, Status, compile_model
+from mechanistic.solvers import RK4, Solver, solver_from_dict, solver_to_dict
 from mechanistic.torch_expr import compile_program
 
 __all__ = ["FitConfig", "FitResult", "ParameterTransform", "fit_model"]
@@ -77,7 +78,7 @@ class FitConfig:
     lr: float = 0.05
     lbfgs_steps: int = 50
     polish_starts: int = 4
-    solver: RK4 | Dopri5 | None = None
+    solver: Solver | None = None
     seed: int = 0
     t0: float | None = None
     max_resets: int = 3
@@ -107,9 +108,9 @@ class FitConfig:
                 raise ValueError(f"FitConfig.{name} must be a positive number, got {value!r}")
         if not (math.isfinite(self.neural_weight_decay) and self.neural_weight_decay >= 0):
             raise ValueError("FitConfig.neural_weight_decay must be >= 0")
-        if self.solver is not None and not isinstance(self.solver, RK4 | Dopri5):
-            raise ValueError(f"FitConfig.solver must be RK4(...), Dopri5(...) or None, "
-                             f"got {self.solver!r}")
+        if self.solver is not None and not isinstance(self.solver, Solver):
+            raise ValueError(f"FitConfig.solver must be a solver (RK4(...), Dopri5(...), "
+                             f"any registered one) or None, got {self.solver!r}")
         if self.t0 is not None and not math.isfinite(self.t0):
             raise ValueError("FitConfig.t0 must be finite or None")
         if self.max_seconds is not None and not (
@@ -123,7 +124,7 @@ class FitConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["solver"] = None if self.solver is None else _solver_dict(self.solver)
+        out["solver"] = None if self.solver is None else solver_to_dict(self.solver)
         return out
 
 
@@ -231,7 +232,7 @@ class FitResult:
         *,
         interventions: Sequence[Intervention] = (),
         controls: Mapping[str, ControlSchedule] | None = None,
-        solver: RK4 | Dopri5 | None = None,
+        solver: Solver | None = None,
     ) -> Simulation:
         """The fitted model on ``t_eval`` (from the fit's ``t0``), optionally under
         interventions: a forecast or a counterfactual. ``controls`` default to the
@@ -240,18 +241,9 @@ class FitResult:
             raise ModelError("this FitResult carries no compiled model")
         params = {n: torch.tensor([v], dtype=_DTYPE) for n, v in self.params.items()}
         with torch.no_grad():
-            return self.compiled.simulate(params, t_eval, solver=solver or _parse_solver(
+            return self.compiled.simulate(params, t_eval, solver=solver or solver_from_dict(
                 self.solver), interventions=interventions,
                 controls=self.controls if controls is None else controls, t0=self.t0)
-
-
-def _solver_dict(solver: RK4 | Dopri5) -> dict[str, Any]:
-    return {"kind": type(solver).__name__, **asdict(solver)}
-
-
-def _parse_solver(spec: Mapping[str, Any]) -> RK4 | Dopri5:
-    args = {k: v for k, v in spec.items() if k != "kind"}
-    return RK4(**args) if spec.get("kind") == "RK4" else Dopri5(**args)
 
 
 def _jsonable(value: Any) -> Any:
@@ -319,7 +311,7 @@ class _Objective:
     """Negative log-likelihood per row of an unconstrained parameter batch ``[B, k]``."""
 
     def __init__(self, model: Model, compiled: CompiledModel, transforms: list[ParameterTransform],
-                 times: np.ndarray, data: np.ndarray, solver: RK4 | Dopri5, t0: float,
+                 times: np.ndarray, data: np.ndarray, solver: Solver, t0: float,
                  interventions: Sequence[Intervention],
                  controls: Mapping[str, ControlSchedule] | None) -> None:
         self.model = model
@@ -732,7 +724,7 @@ def fit_model(
         wall_time=time.perf_counter() - started,
         t0=t0,
         train_until=train_until,
-        solver=_solver_dict(solver),
+        solver=solver_to_dict(solver),
         config=config.to_dict(),
         neural_state={k_: v.detach().clone() for k_, v in networks.state_dict().items()},
         compiled=compiled,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from mechanistic.interventions import (
 )
 from mechanistic.model import Model
 from mechanistic.neural import build_neural_modules
+from mechanistic.solvers import RK4, Dopri5, Solver, Status
 from mechanistic.torch_expr import compile_program
 
 __all__ = ["RK4", "CompiledModel", "Dopri5", "Simulation", "Status", "compile_model"]
@@ -46,43 +46,6 @@ __all__ = ["RK4", "CompiledModel", "Dopri5", "Simulation", "Status", "compile_mo
 ParamInput = Mapping[str, Any] | torch.Tensor
 
 
-class Status(IntEnum):
-    OK = 0
-    NONFINITE = 1
-    DIVERGED = 2
-    MAX_STEPS = 3
-
-
-@dataclass(frozen=True)
-class RK4:
-    """Classical fixed-step Runge-Kutta; ``dt`` is the largest step (cheap, predictable)."""
-
-    dt: float = 0.1
-    divergence_threshold: float = 1e15
-    compiled: bool = False  # fuse each step with torch.compile: ~10x faster on big batches
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ModelError(f"RK4 needs dt > 0, got {self.dt}")
-
-
-@dataclass(frozen=True)
-class Dopri5:
-    """Adaptive Dormand-Prince 5(4); one step size shared by the batch, error per sample."""
-
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 100_000
-    divergence_threshold: float = 1e15
-
-    def __post_init__(self) -> None:
-        if not (self.rtol > 0 and self.atol > 0):
-            raise ModelError("Dopri5 needs rtol > 0 and atol > 0")
-        if self.max_steps < 1:
-            raise ModelError("Dopri5 needs max_steps >= 1")
-
-
-Solver = RK4 | Dopri5
 
 
 @dataclass
@@ -119,17 +82,6 @@ class Simulation:
         return pd.DataFrame(data)
 
 
-_DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_DP_E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
 
 
 @dataclass(frozen=True)
@@ -377,7 +329,7 @@ class CompiledModel:
                         doses.setdefault(t, []).append(item)
         table = self.param_table(params)
         batch = next(iter(table.values())).shape[0] if table else 1
-        compiled = isinstance(solver, RK4) and solver.compiled
+        compiled = solver.fused
         # Chunks small enough to stay in cache: fused kernels are fastest around 8k samples.
         chunk_size = chunk_size or (8192 if compiled else 16384)
         if chunk_size < 1:
@@ -430,24 +382,7 @@ class CompiledModel:
 
         y = at_event(start, y)
         for interval in intervals:
-            if isinstance(solver, RK4):
-                env, transfer, inflow = self._interval_env(params, interval,
-                                                           as_tensors=compiled)
-                y = self._rk4_interval(y, interval.start, interval.end, solver.dt, env,
-                                       transfer, compiled, inflow)
-            else:
-                env, transfer, inflow = self._interval_env(params, interval, as_tensors=False)
-
-                def f(t: float, y: torch.Tensor, env: Any = env, tr: Any = transfer,
-                      inf: Any = inflow) -> Any:
-                    return self.rhs(t, y, env, tr, inf)
-
-                y, exhausted = _dopri5_interval(f, y, interval.start, interval.end, solver,
-                                                state_box, status == Status.OK)
-                if bool(exhausted.any()):
-                    status = torch.where(exhausted & (status == Status.OK),
-                                         int(Status.MAX_STEPS), status)
-                    y = torch.where(exhausted, float("nan"), y)
+            y, status = solver.integrate(self, y, interval, params, status, state_box)
             y = at_event(interval.end, y)
         states = torch.stack(outputs, dim=0)  # [T, S, B]
         status, dead = _failures(states, status, solver.divergence_threshold)
@@ -530,69 +465,6 @@ def _failures(
     code = torch.where(hit, int(Status.NONFINITE), int(Status.DIVERGED))
     status = torch.where((status == Status.OK) & ever, code, status)
     return status, dead
-
-
-def _dopri5_interval(
-    f: Any, y: torch.Tensor, a: float, b: float, solver: Dopri5, box: dict[str, Any],
-    active: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integrate [a, b] adaptively; returns the state and a mask of samples that ran out
-    of steps. ``box`` carries the proposed step size and the step count across intervals."""
-    t = a
-    k1 = f(t, y)
-    if box["h"] is None:
-        scale = solver.atol + solver.rtol * y.detach().abs()
-        d0 = _rms(y.detach() / scale, active)
-        d1 = _rms(k1.detach() / scale, active)
-        box["h"] = min(0.01 * d0 / d1 if d0 > 1e-5 and d1 > 1e-5 else 1e-6, b - a)
-    failed = torch.zeros_like(active)
-    last_error: torch.Tensor | None = None
-    while t < b:
-        if box["steps"] >= solver.max_steps:
-            return y, failed | active
-        if box["h"] < 1e-12 * max(1.0, abs(t)):
-            # The shared step collapsed: fail only the samples whose error forced it (a
-            # blow-up in one sample must not stop the others), then go on.
-            culprits = active
-            if last_error is not None:
-                errors = torch.where(active, last_error, torch.zeros_like(last_error))
-                culprits = active & (errors >= 0.01 * errors.max())
-            failed, active = failed | culprits, active & ~culprits
-            if not bool(active.any()):
-                return y, failed
-            box["h"], last_error = (b - a) * 1e-3, None
-            continue
-        h = min(box["h"], b - t)
-        last = h >= b - t
-        ks = [k1]
-        for c, row in zip(_DP_C[1:6], _DP_A[1:6], strict=True):
-            dy = sum(coef * k for coef, k in zip(row, ks, strict=False) if coef != 0.0)
-            ks.append(f(t + c * h, y + h * dy))
-        y_new = y + h * sum(
-            coef * k for coef, k in zip(_DP_A[6], ks, strict=False) if coef != 0.0)
-        ks.append(f(t + h, y_new))
-        err = h * sum(coef * k for coef, k in zip(_DP_E, ks, strict=True) if coef != 0.0)
-        box["steps"] += 1
-        scale = solver.atol + solver.rtol * torch.maximum(y.detach().abs(), y_new.detach().abs())
-        per_sample = ((err.detach() / scale) ** 2).mean(0).sqrt()
-        healthy = active & torch.isfinite(per_sample) & torch.isfinite(y_new.detach()).all(0)
-        worst = float(per_sample[healthy].max()) if bool(healthy.any()) else 0.0
-        factor = 5.0 if worst == 0.0 else min(5.0, max(0.2, 0.9 * worst ** -0.2))
-        if worst <= 1.0:
-            t = b if last else t + h
-            y, k1, active = y_new, ks[-1], healthy
-            # A step cut short to land on an event says nothing against the proposal.
-            box["h"] = max(box["h"], h * factor) if last else h * factor
-        else:
-            box["h"] = h * factor
-        last_error = torch.where(healthy, per_sample, torch.zeros_like(per_sample))
-    return y, failed
-
-
-def _rms(x: torch.Tensor, active: torch.Tensor) -> float:
-    if not bool(active.any()):
-        return 0.0
-    return float((x[:, active] ** 2).mean().sqrt())
 
 
 def compile_model(model: Model, neural: nn.ModuleDict | None = None,

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from mechanistic.data import ObservedData
-from mechanistic.fit import FitResult, ParameterTransform, _data_matrix, _Objective, _parse_solver
+from mechanistic.fit import FitResult, ParameterTransform, _data_matrix, _Objective
 from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.model import Model
 from mechanistic.observation import ObservationModel
 from mechanistic.simulate import CompiledModel, Simulation, compile_model
+from mechanistic.solvers import solver_from_dict
 
 __all__ = ["Bands", "ParameterDraws", "laplace_draws", "predictive_bands"]
 
@@ -70,7 +71,7 @@ def laplace_draws(
     train = data.split(until)[0] if until is not None else data
     transforms = [ParameterTransform.for_prior(k, model.params_[k].prior) for k in free]
     objective = _Objective(model, compiled, transforms, train.t, _data_matrix(model, train),
-                           _parse_solver(info["solver"]), float(info["t0"]), (), controls)
+                           solver_from_dict(info["solver"]), float(info["t0"]), (), controls)
     u_hat = np.array([tr.inverse(np.array([params[tr.name]]))[0] for tr in transforms])
     u0 = torch.as_tensor(u_hat, dtype=_DTYPE)
 
@@ -148,7 +149,7 @@ def predictive_bands(
     model = compiled.model
     params = {k: torch.as_tensor(v, dtype=_DTYPE) for k, v in draws.values.items()}
     with torch.no_grad():
-        sim: Simulation = compiled.simulate(params, t_eval, solver=_parse_solver(solver),
+        sim: Simulation = compiled.simulate(params, t_eval, solver=solver_from_dict(solver),
                                             interventions=interventions, controls=controls,
                                             t0=t0)
     ok = sim.ok.numpy()

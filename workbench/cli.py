@@ -201,27 +201,34 @@ def simulate(
     t: Annotated[str, typer.Option("--t", help="Output times START:STOP:STEP (inclusive).")],
     intervention: Annotated[
         Path | None, typer.Option("--intervention", help="Interventions JSON file.")] = None,
-    solver: Annotated[str, typer.Option("--solver", help="rk4 or dopri5.")] = "rk4",
+    solver: Annotated[str, typer.Option("--solver", help="rk4, dopri5 or any registered "
+                                        "solver kind.")] = "rk4",
     dt: Annotated[
         float | None, typer.Option("--dt", help="RK4 step (default: STEP/10).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the trajectory CSV.")] = None,
 ) -> None:
     """Simulate a model for one parameter set; write time, states and observables as CSV."""
     with _user_errors():
+        from dataclasses import fields
+
         from mechanistic.interventions import load_interventions
-        from mechanistic.simulate import RK4, Dopri5, Status, compile_model
+        from mechanistic.simulate import Status, compile_model
+        from mechanistic.solvers import SOLVERS
         from workbench.loading import load_model
 
         grid = parse_time_spec(t)
-        if solver not in ("rk4", "dopri5"):
-            raise InputError(f"--solver {solver!r}: use rk4 or dopri5")
+        kinds = {kind.lower(): cls for kind, cls in SOLVERS.items()}
+        if solver.lower() not in kinds:
+            raise InputError(f"--solver {solver!r}: use one of {', '.join(kinds)}")
         step = float(grid[1] - grid[0]) if len(grid) > 1 else 1.0
         if dt is not None and not (math.isfinite(dt) and dt > 0):
             raise InputError(f"--dt must be positive, got {dt}")
         model = load_model(model_path)
         values = read_params(params, model)
         items = load_interventions(intervention) if intervention else []
-        strategy = RK4(dt or step / 10) if solver == "rk4" else Dopri5()
+        cls = kinds[solver.lower()]  # a fixed-step solver takes --dt, an adaptive one not
+        stepped = "dt" in {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        strategy = cls(dt=dt or step / 10) if stepped else cls()  # type: ignore[call-arg]
         sim = compile_model(model).simulate(values, grid, solver=strategy, interventions=items)
     frame = sim.frame(0)
     status = Status(int(sim.status[0]))

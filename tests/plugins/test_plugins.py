@@ -4,7 +4,7 @@ The plugin module lives in this folder, not in an mmw package, and is named only
 ``MMW_PLUGINS``: ``mmw model --agent toy`` must search with its proposer, ``mmw bench run
 --agents persistence`` must score its agent in a spawned job process, and ``mmw check``
 must run a module in its sandbox backend when ``--backend toy`` or ``MMW_SANDBOX=toy``
-names it.
+names it, and ``mmw simulate --solver euler`` must integrate with its solver.
 """
 
 from __future__ import annotations
@@ -75,6 +75,34 @@ def test_a_plugin_sandbox_backend_runs_modules_through_mmw_check(tmp_path):
     assert report["ok"] and report["sandbox"].startswith("toy")
     unknown = _mmw("check", module, "--backend", "nope")
     assert unknown.returncode == 2 and "toy" in unknown.stderr  # the choices name it
+
+
+def test_a_plugin_solver_simulates_through_mmw_simulate(tmp_path):
+    """Explicit Euler on x' = -k x: x_n = x0 (1 - k h)^n exactly, against RK4's exp(-k t)."""
+    from mechanistic import LogUniform, Model
+
+    m = Model("decay")
+    x = m.state("x")
+    k = m.param("k", LogUniform(0.01, 2.0))
+    m.flow(x, None, k * x)
+    m.init(x=1.0)
+    m.observe("y", x)
+    model = tmp_path / "decay.json"
+    model.write_text(m.to_json())
+    params = tmp_path / "params.json"
+    params.write_text('{"k": 0.5}')
+    frames = {}
+    for solver in ("euler", "rk4"):
+        out = tmp_path / f"{solver}.csv"
+        result = _mmw("simulate", model, "--params", params, "--t", "0:4:1", "--solver", solver,
+                      "--dt", 0.1, "--out", out)
+        assert result.returncode == 0, result.stderr[-2000:]
+        frames[solver] = np.loadtxt(out, delimiter=",", skiprows=1)
+    t = frames["euler"][:, 0]
+    assert np.allclose(frames["euler"][:, 1], (1 - 0.5 * 0.1) ** (t / 0.1), rtol=1e-9)
+    assert np.allclose(frames["rk4"][:, 1], np.exp(-0.5 * t), rtol=1e-6)
+    unknown = _mmw("simulate", model, "--params", params, "--t", "0:4:1", "--solver", "nope")
+    assert unknown.returncode == 2 and "euler" in unknown.stderr
 
 
 def test_a_missing_plugin_is_one_clear_error(tmp_path):

@@ -1,17 +1,22 @@
-"""A plugin from outside the mmw packages: a proposer, a bench agent and a sandbox backend,
-registered on import. The tests name it in ``MMW_PLUGINS`` and use both through the command line and
-the benchmark runner, whose job processes are spawned, so they must find it themselves.
+"""A plugin from outside the mmw packages: a proposer, a bench agent, a sandbox backend and
+an ODE solver, registered on import. The tests name it in ``MMW_PLUGINS`` and use each
+through the command line or the benchmark runner, whose job processes are spawned, so
+they must find it themselves.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from agent.core import Candidate, Usage
 from agent.proposers import register_proposer
 from evals.agents import AgentOutcome, AgentSpec, register_agent
+from mechanistic.solvers import Solver, register_solver
 from sandbox.auto import Backend, register_backend
 
 DECAY = """\
@@ -93,7 +98,25 @@ class ToySandbox:
         self.inner.close()
 
 
+@dataclass(frozen=True)
+class Euler(Solver):
+    """Explicit Euler with a fixed step: first order, so its error is plain to see."""
+
+    dt: float = 0.01
+    divergence_threshold: float = 1e15
+    kind: ClassVar[str] = "Euler"
+
+    def integrate(self, model, y, interval, params, status, box):
+        env, transfer, inflow = model._interval_env(params, interval, as_tensors=False)
+        n = max(1, math.ceil((interval.end - interval.start) / self.dt - 1e-9))
+        h = (interval.end - interval.start) / n
+        for i in range(n):
+            y = y + h * model.rhs(interval.start + i * h, y, env, transfer, inflow)
+        return y, status
+
+
 register_proposer("toy", lambda settings: ToyProposer(), replace=True)
+register_solver(Euler, replace=True)
 register_backend("toy", Backend(lambda settings: ToySandbox()), replace=True)
 register_agent("persistence", AgentSpec(lambda llm: Persistence(), needs_sandbox=False,
                                         doc="last value carried forward"), replace=True)
