@@ -279,3 +279,16 @@ def test_forecast_and_what_if_sizes_are_bounded() -> None:
         _check_simulation_size(fitted, np.arange(0.0, 1000.0), 100_000)
     with pytest.raises(ValueError, match=r"takes 4e\+08 solver steps.*nearer time"):
         _check_simulation_size(fitted, np.array([0.0, 1e8]), 200)
+
+
+def test_evenly_spaced_rows_at_the_limit_pass_the_grid_check(tmp_path: Path) -> None:
+    """Rounded times (0.2002 written as 0.2) must not push data at the limit over it."""
+    import numpy as np
+
+    from mechanistic.data import CsvLimits, load_csv
+    from workbench.main_job import check_integration_grid
+
+    t = np.linspace(0.0, 200.0, 1000)
+    path = _file(tmp_path, "d.csv", "t,y\n" + "".join(f"{x:.1f},1\n" for x in t))
+    limits = CsvLimits(max_rows=1000)
+    check_integration_grid(load_csv(path, limits=limits), None, limits)
