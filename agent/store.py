@@ -1,4 +1,4 @@
-"""The run folder (DESIGN.md): what a search did, on disk, readable by people and tools.
+"""The run folder (docs/architecture.md): what a search did, on disk, readable by people and tools.
 
 ::
 

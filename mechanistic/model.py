@@ -120,7 +120,7 @@ class Observable:
 
 @dataclass
 class Model:
-    """A declared mechanistic model. See DESIGN.md for the language sketch.
+    """A declared mechanistic model. See docs/architecture.md for the language sketch.
 
     >>> m = Model("decay")
     >>> x = m.state("x")

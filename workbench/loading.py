@@ -1,7 +1,7 @@
 """Load a model from what a user hands the command line: model JSON or a DSL module.
 
 JSON is data: it is parsed with :func:`mechanistic.model_from_json`, which never evaluates
-anything. A DSL module (``.py``) is code, and code runs only in the sandbox (DESIGN.md):
+anything. A DSL module (``.py``) is code, and code runs only in the sandbox (docs/architecture.md):
 the module runs there and only its model JSON comes back. There is no in-process path.
 """
 
