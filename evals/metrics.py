@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evals.agents import AgentOutcome
+from mechanistic.scores import normalised_rmse
 
 if TYPE_CHECKING:
     from evals.task import BenchTask
@@ -87,8 +88,9 @@ def rmse(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def nrmse(pred: np.ndarray, ref: np.ndarray, scale: float) -> float:
-    """RMSE divided by ``scale`` (a zero scale falls back to 1: a flat reference)."""
-    return rmse(pred, ref) / (scale if scale > 0 and math.isfinite(scale) else 1.0)
+    """RMSE divided by ``scale``, by the one rule for a zero scale
+    (:func:`mechanistic.scores.normalised_rmse`)."""
+    return normalised_rmse(rmse(pred, ref), scale)
 
 
 def persistence(times: np.ndarray, observed: np.ndarray, until: float) -> np.ndarray:

@@ -55,6 +55,7 @@ from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.model import Model
 from mechanistic.observation import ObservationModel, check_data_support
 from mechanistic.priors import LogUniform, Normal, Prior
+from mechanistic.scores import normalised_rmse, series_scale
 from mechanistic.simulate import CompiledModel, Simulation, Status, compile_model
 from mechanistic.solvers import RK4, Solver, solver_from_dict, solver_to_dict
 from mechanistic.torch_expr import compile_program
@@ -291,8 +292,6 @@ def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
         y, f = observed[mask, j], predicted[mask, j]
         err = f - y
         rmse = float(np.sqrt(np.mean(err**2)))
-        spread = float(np.std(y)) if mask.sum() > 1 and np.std(y) > 0 else float(
-            np.mean(np.abs(y)))
         zs = z[mask, j]
         order = np.argsort(-np.nan_to_num(np.abs(zs), nan=np.inf))[:top]
         out[name] = {
@@ -300,7 +299,7 @@ def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
             "rmse": rmse,
             "mae": float(np.mean(np.abs(err))),
             "bias": float(np.mean(err)),
-            "nrmse": rmse / spread if spread > 0 else math.inf,
+            "nrmse": normalised_rmse(rmse, series_scale(y)),
             "largest": [{"t": float(times[mask][i]), "observed": float(y[i]),
                          "predicted": float(f[i]), "z": float(zs[i])} for i in order],
         }

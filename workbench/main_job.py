@@ -21,6 +21,7 @@ import numpy as np
 from mechanistic.data import CSV_LIMIT_VARIABLES, CsvLimits, ObservedData, load_csv
 from mechanistic.errors import DataError, ModelError
 from mechanistic.model import Model
+from mechanistic.scores import normalised_rmse, series_scale
 
 __all__ = [
     "EXAMPLE_TRAIN_UNTIL",
@@ -117,9 +118,7 @@ def validation_errors(
             continue
         resid = fitted[name][mask] - y[mask]
         rmse = float(np.sqrt(np.mean(resid**2)))
-        scale = float(np.std(y[mask])) if mask.sum() > 1 else 0.0
-        scale = scale if scale > 0 else float(np.mean(np.abs(y[mask])))
-        out[name] = {"rmse": rmse, "nrmse": rmse / scale if scale > 0 else math.nan,
+        out[name] = {"rmse": rmse, "nrmse": normalised_rmse(rmse, series_scale(y[mask])),
                      "n": int(mask.sum())}
     return out
 

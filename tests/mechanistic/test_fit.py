@@ -314,3 +314,21 @@ def test_hybrid_learns_the_missing_saturating_term() -> None:
     assert hybrid.log_likelihood > mechanistic.log_likelihood
     assert hybrid.validation_error < 0.5 * mechanistic.validation_error, (
         hybrid.validation_error, mechanistic.validation_error)
+
+
+def test_one_nrmse_rule_for_a_zero_scale_everywhere() -> None:
+    """The fitter, the main job and the bench metrics agree: a flat reference matched
+    exactly scores 0, missed at all scores inf (not NaN, not a division by one)."""
+    import math
+
+    from evals.metrics import nrmse
+    from mechanistic.scores import normalised_rmse, series_scale
+    from workbench.main_job import validation_errors
+
+    flat = np.zeros(4)
+    assert series_scale(flat) == 0.0 and series_scale(np.array([2.0, 2.0])) == 2.0
+    assert normalised_rmse(0.0, 0.0) == 0.0 and normalised_rmse(1.0, 0.0) == math.inf
+    assert nrmse(flat + 1.0, flat, 0.0) == math.inf and nrmse(flat, flat, 0.0) == 0.0
+    t = np.arange(8.0)
+    errors = validation_errors(t, {"y": np.zeros(8)}, {"y": np.ones(8)}, train_until=3.0)
+    assert errors["y"]["nrmse"] == math.inf
