@@ -8,6 +8,7 @@ LLM or from the offline library, and the trajectory log can record them as JSON.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -193,6 +194,7 @@ class TrajectoryLog:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
+            os.fsync(handle.fileno())  # as the class says: a killed run keeps this event
 
     def events(self) -> list[dict[str, Any]]:
         """The events written so far, read as untrusted data (the folder may be copied in)."""
