@@ -117,13 +117,15 @@ class CsvLimits:
 
     Without a bound a file of 10**6 columns kept the loader busy for minutes, and the
     fitter's memory grows with the rows: it integrates with RK4 at a quarter of the median
-    spacing and its autograd graph holds every step, measured at about 0.4 GB plus 125 KB
-    a row for a one-state model and 400 KB a row for the four-state SEIR example (10**6
-    rows reached 18.5 GB before it was stopped). The defaults keep ``mmw fit`` at the row
-    limit to a few GB on a 24 GB machine (the figures are in the report of issue 18 and
-    tests/workbench/test_hostile_cli.py) while holding the series mechanistic models are
-    fitted to: hare-lynx is 91 rows, three years of daily counts about 1,100, a year of
-    hourly readings 8,760. 256 columns is far past the observables of any model here, and
+    spacing and its autograd graph holds every step, about 0.4 GB plus 125 KB a row for a
+    one-state model and 400 KB a row for the four-state SEIR example (10**6 rows had
+    reached 18.5 GB when stopped). Measured at the default row limit, 10,000 evenly spaced
+    rows: ``mmw fit`` of the one-state decay model peaked at 1.6 GB (3.5 min, one start),
+    one fitting pass of SEIR at 4.1 GB; the number of starts does not change the peak.
+    That is well below a 24 GB machine, and the limit still holds the series mechanistic
+    models are fitted to (hare-lynx is 91 rows, three years of daily counts about 1,100,
+    a year of hourly readings 8,760). Larger models cost more per row, so the bound is on
+    the data's share. 256 columns is far past the observables of any model here, and
     64 MiB is 10,000 rows of 256 columns at 25 bytes a cell. Override with the environment
     variables in :data:`CSV_LIMIT_VARIABLES` (read only by :meth:`from_env`).
     """
