@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.core import Candidate, EventSink, Feedback, Task
-from mechanistic.bounded import CHECK_SECONDS, HostLimitError, call_bounded
-from mechanistic.checks import run_checks
+from mechanistic.bounded import CHECK_SECONDS, HostLimitError
+from mechanistic.checks import run_checks_bounded
 from mechanistic.errors import ModelError
 from mechanistic.fit import FitConfig, FitResult, fit_model
 from mechanistic.model import Model
@@ -118,8 +118,7 @@ def evaluate_candidate(
     # sympy on an untrusted model: bounded in time (within the search's budget) and memory
     seconds = min(CHECK_SECONDS, max(5.0, fit_config.max_seconds or CHECK_SECONDS))
     try:
-        node.checks = call_bounded(lambda: [c.to_dict() for c in run_checks(model)],
-                                   "the structural checks", seconds=seconds)
+        node.checks = [c.to_dict() for c in run_checks_bounded(model, seconds)]
     except HostLimitError as exc:
         node.error = {"kind": "limit", "type": "HostLimitError", "message": str(exc)}
         return _done(node, start)

@@ -6,10 +6,12 @@
     RUN/data.csv             the observations and known inputs as given
     RUN/trajectory.jsonl     every LLM call, sandbox run and decision, appended live
     RUN/tree.json            the search tree: one row per node, best first
-    RUN/candidates/ID/       simulator.py, model.json, checks.json, fit.json, node.json
+    RUN/candidates/ID/       simulator.py, model.json, checks.json, fit.json, node.json,
+                             neural.safetensors (hybrids), distill.json (distilled rates)
 
 Files are written atomically (temp file + rename) so a reader, or a resumed run, never
-sees half a file. Everything here is JSON or source text: nothing is unpickled. Files are
+sees half a file. Everything here is JSON, source text or safetensors: nothing is
+unpickled. Files are
 read back as untrusted data (agent/runfiles.py): regular files inside the run, no link
 followed, each JSON file checked against its shape.
 """

@@ -2,7 +2,7 @@
 
 A ranked list always has a first entry, so ranking alone cannot say that the best model is
 any good: a search on data none of its structures explains still returns a "best". The
-verdict compares the best candidate with two forecasts that need no model at all, on the
+verdict compares the best candidate with three forecasts that need no model at all, on the
 same validation rows the candidates were ranked on:
 
 * ``persistence``: the last training observation carried forward;

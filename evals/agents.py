@@ -10,9 +10,10 @@ so one bad job never stops a benchmark.
 
 The agents, and why each is there:
 
-* ``offline`` - the offline search (library motifs and discovery from the data, with
-  distillation of neural terms; propose -> repair -> refine, best-first) under the
-  budget: the system under test without an LLM.
+* ``offline`` - the offline search (library motifs and discovery from the data; propose
+  -> repair -> refine, best-first) under the budget: the system under test without an
+  LLM. Distillation of neural terms, on in ``mmw model``, is off here: its hybrid fits
+  would not fit in a bench job's budget.
 * ``offline-lomo`` - ``offline`` with the task's own motif (``OWN_MOTIFS``) removed from
   the library: can the search build what it does not already have?
 * ``library`` - the same search with the library's motifs only (the agent before

@@ -25,7 +25,7 @@ from sympy.core.function import AppliedUndef
 from mechanistic.expr import free_names, neural_calls
 from mechanistic.model import Model
 
-__all__ = ["CheckResult", "errors", "run_checks", "warnings"]
+__all__ = ["CheckResult", "errors", "run_checks", "run_checks_bounded", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -381,3 +381,15 @@ def run_checks(model: Model) -> list[CheckResult]:
             out.append(_fail(name, f"check {name} could not run: {type(exc).__name__}: {exc}",
                              "warning"))
     return out
+
+
+def run_checks_bounded(model: Model, seconds: float | None = None) -> list[CheckResult]:
+    """:func:`run_checks` on a model from outside the host's own code, in a child process
+    under a time and memory bound (:mod:`mechanistic.bounded`); HostLimitError past it.
+    Every command and the search check untrusted models this way, never unbounded."""
+    from mechanistic.bounded import CHECK_SECONDS, call_bounded
+
+    rows = call_bounded(lambda: [c.to_dict() for c in run_checks(model)],
+                        "the structural checks", seconds=seconds or CHECK_SECONDS)
+    return [CheckResult(str(r["name"]), bool(r["passed"]), str(r["message"]),
+                        str(r["severity"])) for r in rows]

@@ -19,7 +19,7 @@ default for a bad architecture), so the list cannot be bypassed that way.
 Users: the ``local`` backend hands the program to ``bwrap --seccomp FD``; the
 ``container`` backend sends it to the in-container guest, which installs it
 on each run's process (on top of the engine's own default profile) with
-:func:`sandbox.supervise.install_seccomp`.
+:class:`sandbox.supervise.SeccompInstaller`.
 """
 
 from __future__ import annotations

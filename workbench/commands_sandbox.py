@@ -135,22 +135,17 @@ def check(
 
 
 def _structural_checks(model_json: str) -> tuple[list[dict[str, Any]], str | None]:
-    """Rebuild the model from JSON (no eval) and run mechanistic's checks."""
+    """Rebuild the model from JSON (no eval) and run mechanistic's checks, bounded."""
+    from mechanistic.checks import run_checks_bounded
+    from mechanistic.errors import ModelError, UntrustedDataError
+    from mechanistic.serialize import model_from_json
+
     try:
-        import mechanistic
-    except ImportError as exc:
-        return [], f"mechanistic unavailable: {exc}"
-    try:
-        model = mechanistic.model_from_json(model_json)
-        results = mechanistic.run_checks(model)
-    except Exception as exc:  # a model the host cannot rebuild is a finding, not a crash
+        model = model_from_json(model_json)
+        results = run_checks_bounded(model)
+    except (ModelError, UntrustedDataError) as exc:  # the module's model is the finding
         return [], f"{type(exc).__name__}: {exc}"
-    out = []
-    for r in results:
-        d = r.to_dict() if hasattr(r, "to_dict") else {
-            "name": r.name, "passed": r.passed, "message": r.message}
-        out.append(d)
-    return out, None
+    return [r.to_dict() for r in results], None
 
 
 def _print_check(result: Any, checks: list[dict[str, Any]], check_error: str | None,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mechanistic.data import CSV_LIMIT_VARIABLES, CsvLimits, ObservedData, load_csv
-from mechanistic.errors import DataError, ModelError
+from mechanistic.errors import DataError
 from mechanistic.model import Model
 from mechanistic.scores import normalised_rmse, series_scale
 
@@ -40,13 +40,6 @@ EXAMPLE_TRAIN_UNTIL = 1915.0
 _REPO = Path(__file__).resolve().parents[1]
 
 # FitConfig option names this command line maps its flags onto, in order of preference.
-_CONFIG_NAMES = {
-    "starts": ("n_starts", "starts", "restarts"),
-    "seed": ("seed",),
-    "steps": ("adam_steps", "max_steps", "steps"),
-}
-
-
 @dataclass(frozen=True)
 class FitReport:
     """What ``fit_and_report`` produced: headline numbers and the files written."""
@@ -80,23 +73,12 @@ class ExampleReport:
 
 def fit_config(starts: int | None = None, seed: int | None = None,
                steps: int | None = None) -> Any:
-    """A ``FitConfig`` with the command line's options mapped onto its field names.
+    """A ``FitConfig`` from the command line's options; FitConfig's own defaults (and
+    its validation) hold for anything not given."""
+    from mechanistic.fit import FitConfig
 
-    Only options that were given are passed, so FitConfig's own defaults hold otherwise.
-    """
-    from mechanistic import fit as fitting
-
-    FitConfig = fitting.FitConfig
-    names = {f.name for f in dataclasses.fields(FitConfig)}
-    kwargs: dict[str, Any] = {}
-    for option, value in (("starts", starts), ("seed", seed), ("steps", steps)):
-        if value is None:
-            continue
-        match = next((n for n in _CONFIG_NAMES[option] if n in names), None)
-        if match is None:
-            raise ModelError(f"--{option} is not supported by this version of the fitter")
-        kwargs[match] = value
-    return FitConfig(**kwargs)
+    given = {"starts": starts, "seed": seed, "adam_steps": steps}
+    return FitConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def validation_errors(

@@ -8,8 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest.importorskip("mechanistic.fit", reason="the fitter (mechanistic.fit) is not in this tree")
-
 
 def test_fit_recovers_the_decay_rate_and_writes_its_files(invoke, model_json: Path,
                                                           decay_csv: Path,
