@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mechanistic.data import ObservedData
+from mechanistic.files import json_data
 from mechanistic.inputs import InputSeries
 from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.untrusted import MiB, UntrustedDataError, parse_json, read_inside
@@ -190,7 +191,7 @@ class TrajectoryLog:
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         record = {"time": time.time(), **event}
-        line = json.dumps(record, default=_jsonable)
+        line = json.dumps(json_data(record), allow_nan=False)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -211,14 +212,6 @@ class TrajectoryLog:
             if isinstance(event, dict):
                 out.append(event)
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
 
 
 def summarise_data(data: ObservedData, train_until: float | None = None,

@@ -19,7 +19,6 @@ followed, each JSON file checked against its shape.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from agent.runfiles import (
 )
 from mechanistic.data import ObservedData, load_csv
 from mechanistic.errors import UntrustedDataError
-from mechanistic.files import write_atomic, write_bytes_atomic
+from mechanistic.files import json_data, write_atomic, write_bytes_atomic
 from mechanistic.inputs import inputs_from_meta
 from mechanistic.shapes import Shape
 from mechanistic.untrusted import file_inside, list_inside
@@ -51,17 +50,7 @@ WEIGHTS_FILE = "neural.safetensors"  # a hybrid candidate's network weights
 def _dump(value: Any) -> str:
     """JSON a reader of the run accepts: non-finite numbers as null (NaN is not JSON, and
     the run-folder reader refuses it), anything else unknown as its text."""
-    return json.dumps(_finite(value), indent=2, default=str, allow_nan=False) + "\n"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(json_data(value), indent=2, allow_nan=False) + "\n"
 
 
 class RunStore:

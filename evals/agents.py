@@ -52,6 +52,7 @@ from agent.core import Proposer, TrajectoryLog
 from agent.evaluate import Node
 from agent.loop import Search, SearchConfig, SearchResult
 from mechanistic.errors import ModelError
+from mechanistic.files import json_data
 from mechanistic.fit import FitConfig, FitResult, fit_model
 from mechanistic.interventions import Intervention, validate_interventions
 from mechanistic.model import Model
@@ -223,7 +224,7 @@ class AgentOutcome:
             "counterfactuals": [_series_json(c) for c in self.counterfactuals],
             "interventions": [list(i) for i in self.interventions],
             "params": {k: _num_json(v) for k, v in self.params.items()},
-            "detail": _jsonable(self.detail),
+            "detail": json_data(self.detail),
         }
 
 
@@ -235,18 +236,6 @@ def _series_json(series: Series | None) -> dict[str, list[float | None]] | None:
     if series is None:
         return None
     return {k: [_num_json(v) for v in np.asarray(a, dtype=float)] for k, a in series.items()}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return _num_json(value)
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    return str(value)
 
 
 def failed(agent: str, task: BenchTask, reason: str, started: float,

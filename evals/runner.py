@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import platform
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evals.executor import Executor, Job, failure_result
-from mechanistic.files import write_atomic
+from mechanistic.files import json_data, write_atomic
 from mechanistic.untrusted import parse_json, read_inside
 
 if TYPE_CHECKING:
@@ -59,25 +58,7 @@ def job_timeout(job: Job) -> float:
 
 
 # --------------------------------------------------------------------------- JSON files
-def jsonable(value: Any) -> Any:
-    """Plain JSON data: numpy scalars and arrays to Python, non-finite floats to None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "to_dict"):
-        return jsonable(value.to_dict())
-    return str(value)
+jsonable = json_data  # the one rule (mechanistic.files.json_data)
 
 
 def write_json(path: Path, data: Any, indent: int | None = 1, sort_keys: bool = True) -> Path:

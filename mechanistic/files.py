@@ -11,11 +11,16 @@ torch) for it.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["write_atomic", "write_bytes_atomic"]
+import numpy as np
+
+__all__ = ["json_data", "write_atomic", "write_bytes_atomic"]
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -40,3 +45,28 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def json_data(value: Any) -> Any:
+    """Plain JSON data, the one rule every writer uses: numpy scalars and arrays to Python,
+    non-finite floats to null (NaN is not JSON, and every reader here refuses it), tuples
+    and sets to lists, objects with ``to_dict`` through it, anything else as its text."""
+    if isinstance(value, Mapping):
+        return {str(k): json_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_data(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [json_data(v) for v in sorted(value, key=str)]
+    if isinstance(value, np.ndarray):
+        return json_data(value.tolist())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "to_dict"):
+        return json_data(value.to_dict())
+    return str(value)

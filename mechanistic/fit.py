@@ -51,6 +51,7 @@ from torch import nn
 
 from mechanistic.data import ObservedData
 from mechanistic.errors import DataError, ModelError
+from mechanistic.files import json_data
 from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.model import Model
 from mechanistic.observation import ObservationModel, check_data_support
@@ -225,7 +226,7 @@ class FitResult:
             "validation_log_likelihood", "validation_error", "n_validation", "start_losses",
             "resets", "converged", "message", "wall_time", "t0", "train_until", "solver",
             "config")}
-        return _jsonable(out)
+        return json_data(out)
 
     def simulate(
         self,
@@ -245,20 +246,6 @@ class FitResult:
             return self.compiled.simulate(params, t_eval, solver=solver or solver_from_dict(
                 self.solver), interventions=interventions,
                 controls=self.controls if controls is None else controls, t0=self.t0)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bool | str) or value is None:
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return str(value)
 
 
 # -------------------------------------------------------------------------- helpers
