@@ -7,24 +7,11 @@ import json
 
 import numpy as np
 import pandas as pd
+from decay_models import DECAY_SOURCE as DECAY
 from typer.testing import CliRunner
 
 from agent.openai_stub import serve_openai_stub
 from workbench.cli import app
-
-DECAY = """\
-# structure: first-order decay
-from mechanistic import LogNormalNoise, LogUniform, Model
-
-m = Model("decay", time_unit="day")
-x = m.state("x")
-k = m.param("k", LogUniform(0.01, 2.0), doc="fractional loss rate")
-x0 = m.param("x0", LogUniform(1.0, 1000.0))
-s = m.param("s", LogUniform(0.01, 1.0))
-m.flow(x, None, k * x, name="loss")
-m.init(x=x0)
-m.observe("x", x, noise=LogNormalNoise(s))
-"""
 
 
 def write_data(path) -> None:

@@ -13,33 +13,19 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
+from decay_models import DECAY_SOURCE as VALID
+from decay_models import decay_task
 
-from agent.core import Task
 from agent.llm import LLMProposer
 from agent.loop import Search, SearchConfig
 from agent.scripted import ScriptedChatModel
 from agent.store import RunStore
-from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig
 from sandbox.auto import open_sandbox
 
 pytestmark = pytest.mark.hostile
 
-VALID = """\
-# structure: first-order decay
-from mechanistic import LogNormalNoise, LogUniform, Model
-
-m = Model("decay")
-x = m.state("x")
-k = m.param("k", LogUniform(0.01, 2.0))
-x0 = m.param("x0", LogUniform(1.0, 1000.0))
-s = m.param("s", LogUniform(0.01, 1.0))
-m.flow(x, None, k * x, name="loss")
-m.init(x=x0)
-m.observe("x", x, noise=LogNormalNoise(s))
-"""
 
 
 def _forging(result: str, structure: str) -> str:
@@ -79,14 +65,6 @@ HOSTILE = {
                      "not valid"),
     "duplicate_keys": ('{"ok": true, "ok": false}', "appears twice"),
 }
-
-
-def decay_task() -> Task:
-    t = np.arange(0.0, 30.0)
-    rng = np.random.default_rng(1)
-    y = 100.0 * np.exp(-0.2 * t) * np.exp(rng.normal(0.0, 0.05, t.size))
-    return Task("a substance decays at a constant fractional rate", ObservedData(t, {"x": y}),
-                train_until=20.0)
 
 
 def fenced(source: str) -> str:

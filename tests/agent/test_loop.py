@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from decay_models import DECAY_SOURCE as DECAY
+from decay_models import decay_task
 
 from agent.core import Task
 from agent.llm import LLMProposer
@@ -22,19 +24,6 @@ from sandbox.auto import open_sandbox
 
 FAST_FIT = FitConfig(starts=2, adam_steps=80, lbfgs_steps=20, polish_starts=1)
 
-DECAY = """\
-# structure: first-order decay
-from mechanistic import LogNormalNoise, LogUniform, Model
-
-m = Model("decay")
-x = m.state("x")
-k = m.param("k", LogUniform(0.01, 2.0))
-x0 = m.param("x0", LogUniform(1.0, 1000.0))
-s = m.param("s", LogUniform(0.01, 1.0))
-m.flow(x, None, k * x, name="loss")
-m.init(x=x0)
-m.observe("x", x, noise=LogNormalNoise(s))
-"""
 
 EXPONENTIAL = """\
 # structure: exponential growth
@@ -76,14 +65,6 @@ def sandbox():
     box = open_sandbox()
     yield box
     box.close()
-
-
-def decay_task() -> Task:
-    t = np.arange(0.0, 30.0)
-    rng = np.random.default_rng(1)
-    y = 100.0 * np.exp(-0.2 * t) * np.exp(rng.normal(0.0, 0.05, t.size))
-    return Task("a substance decays at a constant fractional rate", ObservedData(t, {"x": y}),
-                train_until=20.0)
 
 
 def logistic_task() -> Task:

@@ -9,6 +9,7 @@ clearance (no input it could change).
 from __future__ import annotations
 
 import numpy as np
+from decay_models import decay_source
 
 from evals.agents import Budget
 from evals.task import BenchTask, Counterfactual
@@ -19,19 +20,8 @@ from mechanistic.interventions import Dose, Scale
 FAST = Budget(max_seconds=60.0, max_nodes=2,
               fit=FitConfig(starts=2, adam_steps=60, lbfgs_steps=15, polish_starts=1))
 
-DECAY_MODULE = """\
-# structure: first-order washout
-from mechanistic import LogNormalNoise, LogUniform, Model
-
-m = Model("washout", time_unit="day")
-x = m.state("x")
-k = m.param("k", LogUniform(0.01, 2.0), doc="fractional loss rate")
-x0 = m.param("x0", LogUniform(1.0, 1000.0))
-s = m.param("s", LogUniform(0.01, 1.0))
-m.flow(x, None, k * x, name="loss")
-m.init(x=x0)
-m.observe("tracer", x, noise=LogNormalNoise(s))
-"""
+DECAY_MODULE = decay_source(model="washout", structure="first-order washout",
+                            observable="tracer")
 
 
 def _decay() -> Model:

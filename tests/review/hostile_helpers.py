@@ -6,7 +6,6 @@ attack (a link, a FIFO, a wrong JSON type) is applied to a fresh copy of a known
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import threading
@@ -14,23 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from decay_models import decay_model_json
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 SECRET = "HOST-SECRET-8d1f2c"  # written outside the run; must never reach a page
 
 
-@functools.cache
 def model_json() -> str:
-    from mechanistic import LogNormalNoise, LogUniform, Model
-
-    m = Model("decay", time_unit="day")
-    x = m.state("x")
-    k = m.param("k", LogUniform(0.01, 2.0), doc="fractional loss rate")
-    x0 = m.param("x0", LogUniform(1.0, 1000.0))
-    s = m.param("s", LogUniform(0.01, 1.0))
-    m.flow(x, None, k * x, name="loss")
-    m.init(x=x0)
-    m.observe("x", x, noise=LogNormalNoise(s))
-    return m.to_json()
+    return decay_model_json()
 
 
 def _row(node_id: str, status: str, parent: str | None, **extra: Any) -> dict[str, Any]:
