@@ -10,9 +10,13 @@ entry point group, :mod:`mechanistic.plugins`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from agent.core import EventSink, Proposer
+
+if TYPE_CHECKING:
+    from agent.llm import ChatSettings
 
 __all__ = ["ProposerSettings", "make_proposer", "proposer_names", "register_proposer"]
 
@@ -26,6 +30,9 @@ class ProposerSettings:
     base_url: str | None = None       # an OpenAI-compatible endpoint
     log: EventSink | None = None
     exclude_motifs: tuple[str, ...] = ()
+    api_key_env: str = "OPENAI_API_KEY"  # where a remote endpoint's key is read from
+    prompt_version: str = "v1"
+    chat: ChatSettings | None = None  # sampling and transport; the seed above wins
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -57,17 +64,19 @@ def _offline(settings: ProposerSettings) -> Proposer:
 def _llm(settings: ProposerSettings) -> Proposer:
     from agent.llm import ChatSettings, LLMProposer
 
-    chat = ChatSettings(seed=settings.seed)
+    chat = replace(settings.chat or ChatSettings(), seed=settings.seed)
     if settings.base_url:
         # "openai:NAME" names the protocol, not the model; other colons (Ollama's
         # "llama3:8b") belong to the model name.
         name = settings.llm.removeprefix("openai:") if settings.llm else "default"
-        return LLMProposer.from_base_url(settings.base_url, name, settings=chat,
-                                         log=settings.log)
+        return LLMProposer.from_base_url(settings.base_url, name, settings.api_key_env,
+                                         settings=chat, log=settings.log,
+                                         prompt_version=settings.prompt_version)
     if not settings.llm:
         raise ValueError("--agent llm needs --llm provider:model (e.g. openai:gpt-4o-mini) "
                          "or --base-url URL of an OpenAI-compatible endpoint")
-    return LLMProposer.from_spec(settings.llm, settings=chat, log=settings.log)
+    return LLMProposer.from_spec(settings.llm, settings=chat, log=settings.log,
+                                 prompt_version=settings.prompt_version)
 
 
 _REGISTRY: dict[str, ProposerFactory] = {

@@ -414,19 +414,17 @@ def _check_key(settings: LLMSettings) -> None:
 
 
 def _llm_factory(settings: LLMSettings) -> ProposerFactory:
+    """The LLM proposer from the one registry, with the bench's chat settings."""
     def build(seed: int, workdir: Path, exclude: tuple[str, ...] = ()) -> Proposer:
-        from agent.llm import ChatSettings, LLMProposer
+        from agent.llm import ChatSettings
+        from agent.proposers import ProposerSettings, make_proposer
 
         chat = ChatSettings(temperature=settings.temperature, max_tokens=settings.max_tokens,
-                            timeout_s=settings.timeout_s, max_retries=settings.max_retries,
-                            seed=seed)
-        log = TrajectoryLog(workdir / "trajectory.jsonl")
-        if settings.base_url:
-            return LLMProposer.from_base_url(settings.base_url, settings.model,
-                                             settings.api_key_env, settings=chat, log=log,
-                                             prompt_version=settings.prompt_version)
-        return LLMProposer.from_spec(settings.model, settings=chat, log=log,
-                                     prompt_version=settings.prompt_version)
+                            timeout_s=settings.timeout_s, max_retries=settings.max_retries)
+        return make_proposer("llm", ProposerSettings(
+            seed=seed, llm=settings.model, base_url=settings.base_url,
+            api_key_env=settings.api_key_env, prompt_version=settings.prompt_version,
+            chat=chat, log=TrajectoryLog(workdir / "trajectory.jsonl")))
     return build
 
 
