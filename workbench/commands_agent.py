@@ -203,7 +203,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
     from agent.loop import Search, SearchConfig
     from agent.store import RunStore
     from mechanistic.data import load_csv
-    from sandbox.auto import backend_source, describe, open_sandbox
+    from sandbox.auto import backend_source, open_sandbox
+    from sandbox.auto import describe as describe_sandbox
     from workbench.main_job import check_integration_grid
 
     store = RunStore(out)
@@ -256,8 +257,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
 
     sandbox = open_sandbox()
     try:
-        console.print(f"searching with the {proposer.name} agent; sandbox: {describe(sandbox)},"
-                      f" selected by {backend_source(None)}",
+        console.print(f"searching with the {proposer.name} agent; sandbox: "
+                      f"{describe_sandbox(sandbox)}, selected by {backend_source(None)}",
                       markup=False)
         result = Search(task, proposer, config, sandbox=sandbox, log=log, on_node=on_node,
                         resume=nodes).run()

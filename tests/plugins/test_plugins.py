@@ -60,10 +60,10 @@ def test_a_plugin_agent_is_scored_by_the_bench_runner(tmp_path):
 
 
 def test_a_plugin_sandbox_backend_runs_modules_through_mmw_check(tmp_path):
-    from toy_mmw_plugin import DECAY
-
+    from decay_models import DECAY_SOURCE  # not the plugin: importing it here would
+    # register its parts in this test process too, for every later test
     module = tmp_path / "decay.py"
-    module.write_text(DECAY)
+    module.write_text(DECAY_SOURCE)
     by_env = subprocess.run([*MMW, "check", module], capture_output=True, text=True,
                             env={**_env(), "MMW_SANDBOX": "toy"}, timeout=120)
     assert by_env.returncode == 0, by_env.stderr[-2000:]
