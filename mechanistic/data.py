@@ -120,9 +120,10 @@ class CsvLimits:
     spacing and its autograd graph holds every step, about 0.4 GB plus 125 KB a row for a
     one-state model and 400 KB a row for the four-state SEIR example (10**6 rows had
     reached 18.5 GB when stopped). Measured at the default row limit, 10,000 evenly spaced
-    rows: ``mmw fit`` of the one-state decay model peaked at 1.6 GB (3.5 min, one start),
-    one fitting pass of SEIR at 4.1 GB; the number of starts does not change the peak.
-    That is well below a 24 GB machine, and the limit still holds the series mechanistic
+    rows: ``mmw fit`` of the one-state decay model peaked at 2.4 GB with its defaults (8
+    starts; still optimising after 30 min on two shared cores) and 1.6 GB with
+    ``--starts 1 --steps 1`` (3.5 min); one fitting pass of SEIR at 4.1 GB. That is well
+    below a 24 GB machine, and the limit still holds the series mechanistic
     models are fitted to (hare-lynx is 91 rows, three years of daily counts about 1,100,
     a year of hourly readings 8,760). Larger models cost more per row, so the bound is on
     the data's share. 256 columns is far past the observables of any model here, and

@@ -8,7 +8,8 @@ words that tell the user what is wrong and what to do, and that it came quickly.
 
 Peak memory of ``mmw fit`` on a CSV at the default row limit (10,000 rows), measured by
 hand (figures in CsvLimits' docstring) and by the slow test in
-tests/workbench/test_hostile_cli.py: 1.6 GB for a one-state model, 4.1 GB for SEIR.
+tests/workbench/test_hostile_cli.py: 2.4 GB for a one-state model with mmw fit's defaults,
+4.1 GB for one fitting pass of SEIR.
 """
 
 from __future__ import annotations
