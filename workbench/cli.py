@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
+MAX_SOLVER_STEPS = 10_000_000  # mmw simulate: a step count the host answers in minutes
 
 
 @app.callback()
@@ -223,6 +224,10 @@ def simulate(
         step = float(grid[1] - grid[0]) if len(grid) > 1 else 1.0
         if dt is not None and not (math.isfinite(dt) and dt > 0):
             raise InputError(f"--dt must be positive, got {dt}")
+        span = float(grid[-1] - grid[0]) if len(grid) > 1 else 0.0
+        if dt is not None and span / dt > MAX_SOLVER_STEPS:
+            raise InputError(f"--dt {dt:g} over {span:g} time units is more than "
+                             f"{MAX_SOLVER_STEPS:,} solver steps; use a larger --dt")
         model = load_model(model_path)
         values = read_params(params, model)
         items = load_interventions(intervention) if intervention else []

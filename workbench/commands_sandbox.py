@@ -97,20 +97,24 @@ def check(
     timeout: Annotated[float, typer.Option(help="Wall-clock limit in seconds.")] = 20.0,
 ) -> None:
     """Run a module in the sandbox, then the model's structural checks."""
+    from mechanistic.untrusted import read_regular_file
     from sandbox.auto import SandboxSettings, backend_source, describe, open_sandbox
     from sandbox.runner import run_model_module
     from sandbox.spec import Limits, SandboxError
 
-    if not module.is_file():
+    if not module.exists():
         raise _fail(f"no such file: {module}")
     try:
+        # a regular file of bounded size (a FIFO is an error, not a hang)
+        source = read_regular_file(module, f"module {module}", 1024 * 1024).decode(
+            "utf-8", "replace")
         limits = Limits(wall_s=timeout, cpu_s=max(1, int(timeout)))
         sb = open_sandbox(SandboxSettings.from_env(backend=backend))
     except (SandboxError, ValueError) as exc:
         raise _fail(str(exc)) from None
     used = f"{describe(sb)}, selected by {backend_source(backend)}"
     try:
-        result = run_model_module(module.read_text(errors="replace"), filename=module.name,
+        result = run_model_module(source, filename=module.name,
                                   sandbox=sb, limits=limits)
     finally:
         sb.close()

@@ -340,3 +340,15 @@ def test_fit_memory_at_the_row_limit_is_bounded(model_json: Path, tmp_path: Path
     peak = int(done.stdout.split()[-1])
     print(f"fit at {rows} rows: peak {peak / 1e9:.2f} GB, {took:.0f} s")
     assert peak < 3e9, f"peak {peak / 1e9:.2f} GB"
+
+
+def test_check_on_a_fifo_module_is_an_error_not_a_hang(refused, tmp_path: Path) -> None:
+    line = refused(BOUND, "check", _fifo(tmp_path, "m.py"))
+    assert "not a regular file" in line
+
+
+def test_simulate_with_a_vanishing_step_is_refused(refused, model_json: Path,
+                                                  params_json: Path) -> None:
+    line = refused(BOUND, "simulate", model_json, "--params", params_json, "--t", "0:10:1",
+                   "--dt", "1e-300")
+    assert "solver steps" in line and "larger --dt" in line
