@@ -204,7 +204,8 @@ def register(app: typer.Typer) -> None:
         intervention: Annotated[Path, typer.Option(
             "--intervention", help="Intervention JSON (as for `mmw counterfactual`), times "
                                    "on the data's clock.")],
-        draws: Annotated[int, typer.Option("--draws", min=1, help="Posterior draws.")] = 200,
+        draws: Annotated[int, typer.Option("--draws", min=1, max=100_000,
+                                            help="Posterior draws (at most 100,000).")] = 200,
         horizon: Annotated[int | None, typer.Option(
             "--horizon", min=0, help="Steps past the data (default: the trained horizon).")]
         = None,
