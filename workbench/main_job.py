@@ -8,7 +8,6 @@ line decides how to show progress and results, and tests call these functions di
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import numpy as np
 
 from mechanistic.data import CSV_LIMIT_VARIABLES, CsvLimits, ObservedData, load_csv
 from mechanistic.errors import DataError
+from mechanistic.files import json_data, write_atomic
 from mechanistic.model import Model
 from mechanistic.scores import normalised_rmse, series_scale
 
@@ -112,16 +112,6 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return str(value)
-
-
 def check_fit_inputs(model: Model, data: ObservedData, train_until: float | None) -> None:
     """Fail fast (DataError) on data the fit cannot use, before any slow work starts."""
     data.check_columns(model.observable_names)
@@ -209,14 +199,14 @@ def fit_and_report(
     plot_fit(files["plot"], data.t, values, grid, fitted_all, train_until=train_until,
              validation={k: v["rmse"] for k, v in validation.items()},
              title=f"{model.name}: fit", time_label=f"{data.time_name} ({model.time_unit})")
-    files["params"].write_text(json.dumps(params, indent=2) + "\n")
+    write_atomic(files["params"], json.dumps(json_data(params), indent=2, allow_nan=False) + "\n")
     summary = {
         "model": model.name, "data": data.source, "train_until": train_until,
         "params": params, "loglik": _number(result.log_likelihood), "aic": _number(result.aic),
         "bic": _number(result.bic), "validation": validation,
         "files": {k: p.name for k, p in files.items()}, "result": result.to_dict(),
     }
-    files["fit"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    write_atomic(files["fit"], json.dumps(json_data(summary), indent=2, allow_nan=False) + "\n")
     return FitReport(out, params, summary["loglik"], summary["aic"], summary["bic"],
                      train_until, validation, files)
 
