@@ -352,11 +352,11 @@ def _register_builtin() -> None:
         "repair-only": (_library_factory, _repair_only, False),
     }
     for name, (factory, config, leave_out) in search.items():
-        register_agent(name, AgentSpec(
-            lambda llm, n=name, f=factory, c=config, lo=leave_out:
-                SearchAgent(n, f, c, leave_out=lo),
-            applies=(lambda task: task.name in OWN_MOTIFS) if leave_out else
-            (lambda task: True)))
+        spec = AgentSpec(lambda llm, n=name, f=factory, c=config, lo=leave_out:
+                         SearchAgent(n, f, c, leave_out=lo))
+        if leave_out:  # only where the task's own motif is known
+            spec = replace(spec, applies=lambda task: task.name in OWN_MOTIFS)
+        register_agent(name, spec)
     register_agent("llm", AgentSpec(_llm_agent))
     register_agent("neural", AgentSpec(_neural_agent, needs_sandbox=False))
     register_agent("oracle", AgentSpec(lambda llm: StructureAgent("oracle"),

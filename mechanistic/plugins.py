@@ -15,6 +15,7 @@ them, never something a run folder, a model or an LLM answer can name.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -38,11 +39,18 @@ def _named() -> list[str]:
         if not _MODULE.fullmatch(name):
             raise PluginError(f"{ENV} names {name!r}, which is not a module name; give "
                               "comma-separated dotted module names")
+    return [*names, *_entry_point_modules()]
+
+
+@functools.cache
+def _entry_point_modules() -> tuple[str, ...]:
+    """Installed plugins, scanned once a process (the scan reads every distribution's
+    metadata; registries consult the plugins on every lookup)."""
     try:
         points = metadata.entry_points(group=GROUP)
     except Exception:  # a broken distribution's metadata must not stop mmw
         points = ()
-    return [*names, *(p.value.split(":")[0] for p in points)]
+    return tuple(p.value.split(":")[0] for p in points)
 
 
 def load_plugins() -> None:

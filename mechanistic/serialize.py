@@ -108,12 +108,18 @@ def _list(obj: Any, key: str) -> list[Any]:
 
 def model_from_dict(data: Any) -> Model:
     """Rebuild a model from its JSON form; errors name the part that is malformed."""
+    if isinstance(data, dict):
+        try:  # a dict handed over in-process (an LLM's structured answer): the same bounds
+            check_tree(data, "model JSON", MODEL_JSON_LIMITS)
+        except UntrustedDataError as exc:
+            raise SerializationError(str(exc)) from None
+    return _from_bounded(data)
+
+
+def _from_bounded(data: Any) -> Model:
+    """:func:`model_from_dict` for data already checked against MODEL_JSON_LIMITS."""
     if not isinstance(data, dict):
         raise SerializationError(f"model JSON must be an object, got {type(data).__name__}")
-    try:  # a dict handed over in-process (an LLM's structured answer) gets the same bounds
-        check_tree(data, "model JSON", MODEL_JSON_LIMITS)
-    except UntrustedDataError as exc:
-        raise SerializationError(str(exc)) from None
     fmt = data.get("format")
     if fmt != FORMAT:
         raise SerializationError(f"model JSON has format {shown(fmt)}; this version "
@@ -211,7 +217,7 @@ else (an expression nests two JSON levels per level, plus the document's own few
 def model_from_json(text: str | bytes) -> Model:
     """Parse model JSON (from a file or from the sandbox) into a :class:`Model`."""
     try:
-        data = parse_json(text, "model JSON", MODEL_JSON_LIMITS)
+        data = parse_json(text, "model JSON", MODEL_JSON_LIMITS)  # walks the bounds once
     except UntrustedDataError as exc:
         raise SerializationError(str(exc)) from None
-    return model_from_dict(data)
+    return _from_bounded(data)

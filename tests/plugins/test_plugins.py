@@ -114,12 +114,9 @@ def test_a_missing_plugin_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["os;rm", "a..b"])
-def test_a_plugin_name_must_be_a_module_name(value):
+def test_a_plugin_name_must_be_a_module_name(value, monkeypatch):
     from mechanistic.plugins import PluginError, load_plugins
 
-    os.environ["MMW_PLUGINS"] = value
-    try:
-        with pytest.raises(PluginError, match="not a module name"):
-            load_plugins()
-    finally:
-        del os.environ["MMW_PLUGINS"]
+    monkeypatch.setenv("MMW_PLUGINS", value)
+    with pytest.raises(PluginError, match="not a module name"):
+        load_plugins()
