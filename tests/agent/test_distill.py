@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,19 +50,6 @@ from mechanistic.fit import FitConfig, fit_model
 from mechanistic.serialize import model_from_json
 from mechanistic.simulate import RK4
 from sandbox.runner import run_model_module
-from sandbox.spec import Sandbox, SandboxError
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    from sandbox.auto import open_sandbox
-
-    try:
-        box = open_sandbox()
-    except SandboxError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no sandbox: {exc}")
-    yield box
-    box.close()
 
 
 # ------------------------------------------------------------- the closed-form step

@@ -22,7 +22,6 @@ from agent.loop import Search, SearchConfig
 from agent.scripted import ScriptedChatModel
 from agent.store import RunStore
 from mechanistic.fit import FitConfig
-from sandbox.auto import open_sandbox
 
 pytestmark = pytest.mark.hostile
 
@@ -69,13 +68,6 @@ HOSTILE = {
 
 def fenced(source: str) -> str:
     return f"```python\n{source}```\n"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    box = open_sandbox()
-    yield box
-    box.close()
 
 
 def test_hostile_candidates_become_failed_nodes_and_the_valid_one_wins(sandbox, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from decay_models import DECAY_SOURCE as DECAY
 from decay_models import decay_task
 
@@ -20,7 +19,6 @@ from agent.scripted import ScriptedChatModel
 from agent.store import RunStore
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig
-from sandbox.auto import open_sandbox
 
 FAST_FIT = FitConfig(starts=2, adam_steps=80, lbfgs_steps=20, polish_starts=1)
 
@@ -58,13 +56,6 @@ m.observe("x", x, noise=LogNormalNoise(s))
 
 def fenced(source: str) -> str:
     return f"Here is the model.\n\n```python\n{source}```\n"
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    box = open_sandbox()
-    yield box
-    box.close()
 
 
 def logistic_task() -> Task:

@@ -9,7 +9,6 @@ Piecewise, Heaviside, Min/Max, pi, E, Eq, time, names that shadow imports, neura
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,21 +40,9 @@ from mechanistic import (
 )
 from mechanistic.to_source import model_to_source
 from sandbox.runner import run_model_module
-from sandbox.spec import Sandbox, SandboxError
+from sandbox.spec import Sandbox
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.py"))
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    from sandbox.auto import open_sandbox
-
-    try:
-        box = open_sandbox()
-    except SandboxError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no sandbox: {exc}")
-    yield box
-    box.close()
 
 
 def _roundtrip(model: Model, sandbox: Sandbox) -> str:
