@@ -34,6 +34,7 @@ from evals.leaderboard import (
     write_leaderboard,
 )
 from mechanistic.files import write_atomic
+from mechanistic.report_html import REPORT_CSP, esc, review_css
 
 __all__ = ["render_report", "write_report"]
 
@@ -45,12 +46,6 @@ span.ci { color: #666; font-size: 0.8em; }
 div.scroll { overflow-x: auto; max-width: 100%; }
 img.plot { max-width: 100%; height: auto; }
 """
-
-
-def _esc(value: Any) -> str:
-    from workbench.review.render import esc
-
-    return esc(value)
 
 
 def _mpl_text(value: Any) -> str:
@@ -179,12 +174,12 @@ def _score_table(rows: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
     head = ["agent"] + (["jobs", *STATUSES] if counts else []) + [METRIC_BY_KEY[k].label
                                                                      for k in keys]
     out = ["<div class=\"scroll\"><table class=\"compact\"><thead><tr>"
-           + "".join(f"<th>{_esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+           + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for agent, summary in rows.items():
-        cells = [f"<td>{_esc(agent)}</td>"]
+        cells = [f"<td>{esc(agent)}</td>"]
         if counts:
-            cells += [f'<td class="num">{_esc(summary["jobs"])}</td>'] + [
-                f'<td class="num">{_esc(summary["status"].get(s, 0))}</td>' for s in STATUSES]
+            cells += [f'<td class="num">{esc(summary["jobs"])}</td>'] + [
+                f'<td class="num">{esc(summary["status"].get(s, 0))}</td>' for s in STATUSES]
         cells += [f'<td class="num">{_html_cell(summary["metrics"].get(k), k)}</td>'
                   for k in keys]
         out.append("<tr>" + "".join(cells) + "</tr>")
@@ -197,9 +192,9 @@ def _html_cell(summary: Mapping[str, Any] | None, key: str) -> str:
         summary = None  # a mean that overflowed was stored as null
     text = cell_text(summary, METRIC_BY_KEY[key])
     if summary is None:
-        return _esc(text)
+        return esc(text)
     mean, _, rest = text.partition(" [")
-    return f'{_esc(mean)}<br><span class="ci">[{_esc(rest)}</span>'
+    return f'{esc(mean)}<br><span class="ci">[{esc(rest)}</span>'
 
 
 def _budget_text(budget: Mapping[str, Any]) -> str:
@@ -213,7 +208,7 @@ def _budget_text(budget: Mapping[str, Any]) -> str:
 def _img(uri: str | None, alt: str) -> str:
     if uri is None:
         return '<p class="muted">no series to plot</p>'
-    return f'<img class="plot" alt="{_esc(alt)}" src="{uri}">'
+    return f'<img class="plot" alt="{esc(alt)}" src="{uri}">'
 
 
 def _plot_results(results: Sequence[Mapping[str, Any]], task: str
@@ -232,28 +227,28 @@ def _task_section(task: str, info: Mapping[str, Any], rows: Mapping[str, Any],
     facts += [("tags", ", ".join(map(str, info.get("tags") or []))),
               ("observed", ", ".join(map(str, info.get("observed") or []))),
               ("hidden", ", ".join(map(str, info.get("hidden") or [])))]
-    parts = [f'<section id="task-{_esc(task)}"><h2>{_esc(task)}</h2><dl class="facts">'
-             + "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts if v)
+    parts = [f'<section id="task-{esc(task)}"><h2>{esc(task)}</h2><dl class="facts">'
+             + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts if v)
              + "</dl>"]
     if info.get("description"):
         parts.append(f'<details><summary>description (what the agents read)</summary>'
-                     f'<pre class="prose">{_esc(info["description"])}</pre></details>')
+                     f'<pre class="prose">{esc(info["description"])}</pre></details>')
     parts.append(_score_table(rows, COMPACT, counts=True))
     seed, by_agent = _plot_results(results, task)
     if seed is not None:
         base = next(iter(by_agent.values()))
-        parts.append(f"<h3>Forecast (seed {_esc(seed)})</h3>")
+        parts.append(f"<h3>Forecast (seed {esc(seed)})</h3>")
         parts.append(_img(forecast_plot(base, by_agent, colors), f"{task}: forecasts"))
         for i, cf in enumerate(base.get("counterfactuals") or []):
             parts.append(f"<h3>Counterfactual {i + 1}</h3>"
-                         f'<p class="note">{_esc((cf or {}).get("question") or "")}</p>')
+                         f'<p class="note">{esc((cf or {}).get("question") or "")}</p>')
             parts.append(_img(counterfactual_plot(base, i, by_agent, colors),
                               f"{task}: counterfactual {i + 1}"))
     failed = [r for r in results if r["task"] == task and r["status"] != "ok"]
     if failed:
         parts.append("<h3>Jobs without a valid simulator</h3><ul>" + "".join(
-            f"<li><code>{_esc(r['agent'])}</code> seed {_esc(r['seed'])}: "
-            f"{_esc(r['status'])}, {_esc(str(r.get('reason', ''))[:400])}</li>"
+            f"<li><code>{esc(r['agent'])}</code> seed {esc(r['seed'])}: "
+            f"{esc(r['status'])}, {esc(str(r.get('reason', ''))[:400])}</li>"
             for r in failed) + "</ul>")
     return "".join(parts) + "</section>"
 
@@ -263,8 +258,6 @@ def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any
     """The report for ``results.json``'s content and the full results (with series), both
     already checked against their shapes (evals/bench_files.py); ``skipped`` names the
     result files left out and why."""
-    from workbench.review.render import REPORT_CSP, review_css
-
     manifest = summary.get("manifest") or {}
     scores = summary["scores"]
     agents = list(scores["overall"])
@@ -273,26 +266,26 @@ def render_report(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any
     for m in METRICS:
         groups.setdefault(m.group, []).append(m.key)
     body = ["<h1>mmw bench</h1>",
-            f'<p class="muted">{_esc(len(results))} jobs; agents {_esc(", ".join(agents))}; '
-            f"seeds {_esc(', '.join(map(str, manifest.get('seeds', []))))}; budget per job "
-            f"{_esc(_budget_text(manifest.get('budget') or {}))}</p>",
+            f'<p class="muted">{esc(len(results))} jobs; agents {esc(", ".join(agents))}; '
+            f"seeds {esc(', '.join(map(str, manifest.get('seeds', []))))}; budget per job "
+            f"{esc(_budget_text(manifest.get('budget') or {}))}</p>",
             '<p class="legend">Cells: mean [95% bootstrap interval over (task, seed) jobs] '
             "(jobs with a value); lower is better except the valid rates. Forecast skill is "
             "the test-window RMSE over that of naive persistence (below 1 beats it).</p>"]
     if skipped:
         body.append('<section class="problems"><h2>Result files left out</h2><ul class="error">'
-                    + "".join(f"<li>{_esc(s)}</li>" for s in skipped[:100]) + "</ul></section>")
+                    + "".join(f"<li>{esc(s)}</li>" for s in skipped[:100]) + "</ul></section>")
     for i, (group, keys) in enumerate(groups.items()):
-        body.append(f"<section><h2>{_esc(group)}</h2>"
+        body.append(f"<section><h2>{esc(group)}</h2>"
                     f"{_score_table(scores['overall'], keys, counts=i == 0)}</section>")
     timing = (summary.get("timing") or {}).get("overall")
     if timing:
         body.append(f"<section><h2>Wall time (s)</h2>"
                     f"{_score_table(timing, ['wall_s', 'job_wall_s'])}</section>")
     body.append("<section><h2>By domain</h2>" + "".join(
-        f"<h3>{_esc(d)}</h3>{_score_table(rows, COMPACT)}"
+        f"<h3>{esc(d)}</h3>{_score_table(rows, COMPACT)}"
         for d, rows in scores["by_domain"].items()) + "</section>")
-    toc = "".join(f'<li><a href="#task-{_esc(t)}">{_esc(t)}</a></li>' for t in scores["by_task"])
+    toc = "".join(f'<li><a href="#task-{esc(t)}">{esc(t)}</a></li>' for t in scores["by_task"])
     body.append(f'<nav class="toc"><h2>Tasks</h2><ol>{toc}</ol></nav>')
     tasks = manifest.get("tasks", {})
     body += [_task_section(t, tasks.get(t, {}), rows, results, colors)

@@ -11,21 +11,21 @@ the app can forbid all three with its Content-Security-Policy and the report wit
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from collections.abc import Callable
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mechanistic.errors import UntrustedDataError
+from mechanistic.report_html import REPORT_CSP, esc, review_css
 from mechanistic.untrusted import MiB, parse_json
 from workbench.review.runs import RunView, read_file
 
-__all__ = ["esc", "fmt", "image_tag", "page", "problems_block", "review_css", "run_sections",
-           "tree_section"]
+# esc, REPORT_CSP and review_css live in mechanistic.report_html (the bench report uses
+# them too); they are re-exported for the review's own modules.
+__all__ = ["REPORT_CSP", "esc", "fmt", "image_tag", "page", "problems_block", "review_css",
+           "run_sections", "tree_section"]
 
 Link = Callable[[str], str]
 IMAGE_LIMIT = 8 * 1024 * 1024
@@ -34,15 +34,6 @@ TRAJECTORY_LIMIT = 64 * MiB
 TRAJECTORY_LINES = 100_000
 CSV_LIMIT = 16 * MiB
 _PNG = b"\x89PNG\r\n\x1a\n"
-
-REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-              "base-uri 'none'; form-action 'none'")
-
-
-def esc(value: Any) -> str:
-    """HTML-escape anything (quotes too: the result may sit in an attribute)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
 
 def fmt(value: Any, digits: int = 4) -> str:
     """Numbers for tables: ``-`` for missing or non-finite, else ``digits`` significant."""
@@ -53,15 +44,6 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int | float):
         return f"{value:.{digits}g}" if math.isfinite(value) else "-"
     return esc(value)
-
-
-@cache
-def review_css() -> str:
-    """The package stylesheet plus pygments' classes for the code view."""
-    from pygments.formatters import HtmlFormatter
-
-    base = resources.files("workbench.review").joinpath("static/review.css").read_text()
-    return base + "\n" + HtmlFormatter(style="default").get_style_defs(".highlight")
 
 
 def page(title: str, body: str, *, inline_css: bool, crumbs: str = "") -> str:
