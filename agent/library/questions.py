@@ -26,6 +26,7 @@ __all__ = [
     "at_as_start",
     "at_times",
     "convert_time",
+    "dose_schedule",
     "explicit_start",
     "factor",
     "fraction",
@@ -444,3 +445,36 @@ def set_level(q: str) -> tuple[float, str] | None:
     if m:
         return 0.0, q[:m.start()] + " " * (m.end() - m.start()) + q[m.end():]
     return None
+
+
+# dose times in a description or question (used by the motifs to read a study's regimen)
+_UNIT = r"(?:t\s*=\s*|time\s*|(?:day|week|year|hour|month|minute)s?\s*=?\s*)?"
+_UNIT_WORD = r"(?:(second|minute|hour|day|week|month|year)s?\s*)"
+
+
+def _dose_times(q: str, model_unit: str | None) -> tuple[float, ...]:
+    m = re.search(rf"every\s+{NUM}\s*{_UNIT_WORD}?.*?(?:for\s+{NUM}\s*doses|{NUM}\s*doses)",
+                  q)
+    if m:
+        step = convert_time(float(m.group(1)), m.group(2), model_unit)
+        count = int(float(m.group(3) or m.group(4)))
+        s = re.search(rf"(?:starting|from|beginning)\s+(?:at\s+)?{_UNIT}{NUM}", q)
+        first = float(s.group(1)) if s else 0.0
+        return tuple(first + i * step for i in range(count))
+    m = re.search(rf"\bat\s+{_UNIT}({NUM[1:-1]}(?:\s*(?:,|and|&)\s*{_UNIT}{NUM[1:-1]})*)", q)
+    if m:
+        return tuple(_numbers(re.sub(r"[a-z=]", " ", m.group(1))))
+    m = re.search(rf"(?:on|from)\s+{_UNIT}{NUM}", q)
+    if m:
+        return (float(m.group(1)),)
+    return (0.0,)
+
+
+def dose_schedule(text: str, model_unit: str | None = None) -> tuple[float, ...]:
+    """Dose times named in a description or question ('every 12 hours, 7 doses starting
+    at hour 0', 'at hours 0, 12 and 24'); ``(0.0,)`` when it names none."""
+    return _dose_times(" ".join(text.lower().split()), model_unit)
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(NUM, text)]

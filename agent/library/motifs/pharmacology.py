@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from agent.library.counterfactual import dose_schedule
 from agent.library.motifs.base import Build, Builder, Motif, Slot, noise_for
 from agent.library.profile import ColumnProfile, DataProfile, parse_amount
+from agent.library.questions import dose_schedule
 from agent.library.refine import add_peripheral, saturate
 from agent.library.spec import ModelSpec, ObsSpec, ParamSpec, PriorSpec
 
