@@ -216,10 +216,10 @@ class _Importer:
     # ----------------------------------------------------------------- structure
     def run(self) -> ImportedModel:
         m, doc = self.sbml, self.doc
-        for i in range(doc.getNumPlugins()):
+        for i in range(doc.getNumPlugins() if doc.getLevel() >= 3 else 0):  # L2: none
             package = doc.getPlugin(i).getPackageName()
-            if package == "l3v2extendedmath":  # libsbml's name for L3V2 core math
-                continue
+            if package == "l3v2extendedmath" or not doc.isPackageEnabled(package):
+                continue  # l3v2extendedmath: libsbml's name for L3V2 core math
             if doc.getPackageRequired(package):
                 self.problem(f"package {package!r} is required by the file and not supported")
             else:

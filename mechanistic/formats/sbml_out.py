@@ -141,7 +141,7 @@ def model_to_sbml(
     _annotate(sbml, {"role": "model", "name": model.name, "time_unit": model.time_unit,
                      "doc": model.doc})
     compartment = sbml.createCompartment()
-    compartment.setId(ids.new("compartment"))
+    compartment.setId(ids.new("default_compartment"))
     compartment.setSize(1.0)
     compartment.setConstant(True)
     compartment.setSpatialDimensions(3)
