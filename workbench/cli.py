@@ -44,7 +44,9 @@ def _load_plugins() -> None:
         raise _fail(str(exc)) from None
 
 
-ModelArg = Annotated[Path, typer.Argument(help="Model: a .json model file or a .py DSL module.")]
+ModelArg = Annotated[Path, typer.Argument(
+    help="Model: a .json model file, a .py DSL module, or an SBML (.xml) or Antimony (.ant) "
+         "file.")]
 
 
 class InputError(ValueError):
@@ -159,6 +161,9 @@ def read_params(path: Path, model: Any) -> dict[str, float]:
 def show(
     model_path: ModelArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the review as JSON.")] = False,
+    antimony: Annotated[bool, typer.Option(
+        "--antimony", help="Also print the model in Antimony, SBML's human-readable form.")]
+    = False,
 ) -> None:
     """Show a model's equations, parameter table and structural checks."""
     from mechanistic.checks import run_checks_bounded
@@ -192,6 +197,12 @@ def show(
                 "[red]FAIL[/red]" if r.severity == "error" else "[yellow]warn[/yellow]")
         table.add_row(mark, r.name, r.message)
     out.print(table)
+    if antimony:
+        from mechanistic.formats.antimony_text import model_to_antimony
+
+        with _user_errors():
+            text = model_to_antimony(model)
+        out.print(Panel(text.rstrip(), title="Antimony", expand=False), markup=False)
 
 
 # --------------------------------------------------------------------------- simulate
@@ -418,6 +429,16 @@ def _register_bench_commands() -> None:
 
 
 _register_bench_commands()
+
+
+def _register_export_commands() -> None:
+    """Add ``mmw export`` (SBML, Antimony, PEtab)."""
+    from workbench.commands_export import register
+
+    register(app)
+
+
+_register_export_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

@@ -1,20 +1,26 @@
-"""Load a model from what a user hands the command line: model JSON or a DSL module.
+"""Load a model from what a user hands the command line: model JSON, a DSL module, or an
+SBML (``.xml``, ``.sbml``) or Antimony (``.ant``) file.
 
-JSON is data: it is parsed with :func:`mechanistic.model_from_json`, which never evaluates
+JSON, SBML and Antimony are data: it is parsed with :func:`mechanistic.model_from_json`, which never evaluates
 anything. A DSL module (``.py``) is code, and code runs only in the sandbox (docs/architecture.md):
 the module runs there and only its model JSON comes back. There is no in-process path.
+SBML and Antimony are parsed under limits by :mod:`mechanistic.formats` (no text from
+the file is evaluated); what the model language cannot express is one error naming it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mechanistic.errors import ModelError
 from mechanistic.model import Model
 from mechanistic.serialize import MODEL_JSON_LIMITS, model_from_json
 from mechanistic.untrusted import read_regular_file
 
-__all__ = ["MODULE_MAX_BYTES", "load_model"]
+__all__ = ["FORMAT_SUFFIXES", "MODULE_MAX_BYTES", "import_model", "load_model"]
+
+FORMAT_SUFFIXES = (".xml", ".sbml", ".ant")
 
 # A DSL module is a page or two of Python; a megabyte is far past any real one, and the
 # sandbox has to hold the source too. Model JSON gets the bound model_from_json reads it under.
@@ -22,7 +28,8 @@ MODULE_MAX_BYTES = 1024 * 1024
 
 
 def load_model(path: str | Path) -> Model:
-    """Read ``path`` (``.json`` model or ``.py`` DSL module) into a :class:`Model`.
+    """Read ``path`` (``.json`` model, ``.py`` DSL module, ``.xml``/``.sbml`` SBML or ``.ant``
+    Antimony) into a :class:`Model`.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`ModelError` (or its
     subclass ``SerializationError``) for anything wrong with the content, with a message
@@ -44,8 +51,28 @@ def load_model(path: str | Path) -> Model:
     if suffix == ".py":
         source = read_regular_file(path, what, MODULE_MAX_BYTES)
         return _run_module(source.decode("utf-8", errors="replace"), path)
-    raise ModelError(f"{path}: a model is a .json file or a .py DSL module, got {suffix or 'no'} "
-                     f"suffix")
+    if suffix in FORMAT_SUFFIXES:
+        return import_model(path).model
+    raise ModelError(f"{path}: a model is a .json file, a .py DSL module, an SBML file (.xml, "
+                     f".sbml) or an Antimony file (.ant), got {suffix or 'no'} suffix")
+
+
+def import_model(path: str | Path) -> Any:
+    """An SBML or Antimony file as a :class:`mechanistic.formats.sbml_in.ImportedModel`: the
+    model with the parameter values, doses and schedules the file holds."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix.lower() == ".ant":
+        from mechanistic.formats.antimony_text import read_antimony
+
+        return read_antimony(path)
+    if path.suffix.lower() in (".xml", ".sbml"):
+        from mechanistic.formats.sbml_in import read_sbml
+
+        return read_sbml(path)
+    raise ModelError(f"{path}: an imported model is an SBML (.xml, .sbml) or Antimony (.ant) "
+                     "file")
 
 
 def _run_module(source: str, path: Path) -> Model:

@@ -300,8 +300,9 @@ class _Importer:
                 self.kind[pid] = "control"
             elif pid in self.initial:
                 self.kind[pid] = "rule"  # constant: inlined as its initial expression
-            else:
-                self.kind[pid] = "param"
+            else:  # mmw's annotation says which (a control without a schedule, a constant)
+                role = self._role(p)
+                self.kind[pid] = role if role in ("control", "constant") else "param"
         for i in range(m.getNumSpecies()):
             s = m.getSpecies(i)
             sid = s.getId()
@@ -340,6 +341,14 @@ class _Importer:
         self.symbols.update({sid: sp.Symbol(self.names.name(sid))
                              for sid, kind in self.kind.items() if kind != "rule"})
         return self._build()
+
+    def _role(self, element: Any) -> str:
+        try:
+            role = _annotation(element).get("role", "")
+        except MathError as exc:
+            self.problem(str(exc))
+            return ""
+        return role if isinstance(role, str) else ""
 
     def _initial_number(self, sid: str, fallback: float) -> float:
         try:
@@ -491,8 +500,27 @@ class _Importer:
         doses, controls = self._events(model, values)
         if self.problems:
             raise SBMLImportError(self.source, self.problems)
+        model = self._without_unused_compartments(model)
         renamed = {sid: name for sid, name in self.names.by_id.items() if sid != name}
         return ImportedModel(model, values, doses, controls, renamed, self.notes)
+
+    def _without_unused_compartments(self, model: Model) -> Model:
+        """Drop the constants made from compartments that no expression reads (a
+        compartment of size 1 that only holds the species, as most tools write one)."""
+        from mechanistic.serialize import model_from_dict, model_to_dict
+
+        exprs = [f.rate for f in model.flows] + [r.expr for r in model.rates] + \
+            list(model.inits.values()) + [o.expr for o in model.observables_.values()] + \
+            [a for o in model.observables_.values() for a in o.noise.arguments().values()]
+        read = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
+        compartments = {self.names.name(self.sbml.getCompartment(i).getId())
+                        for i in range(self.sbml.getNumCompartments())}
+        unused = (compartments & set(model.constants_)) - read
+        if not unused:
+            return model
+        data = model_to_dict(model)
+        data["constants"] = [c for c in data["constants"] if c["name"] not in unused]
+        return model_from_dict(data)
 
     def _prior(self, sid: str, meta: dict[str, Any], value: float) -> Prior | None:
         if isinstance(meta.get("prior"), dict):
