@@ -1,11 +1,12 @@
 """Load a model from what a user hands the command line: model JSON, a DSL module, or an
 SBML (``.xml``, ``.sbml``) or Antimony (``.ant``) file.
 
-JSON, SBML and Antimony are data: it is parsed with :func:`mechanistic.model_from_json`, which never evaluates
-anything. A DSL module (``.py``) is code, and code runs only in the sandbox (docs/architecture.md):
-the module runs there and only its model JSON comes back. There is no in-process path.
-SBML and Antimony are parsed under limits by :mod:`mechanistic.formats` (no text from
-the file is evaluated); what the model language cannot express is one error naming it.
+JSON, SBML and Antimony are data: JSON is parsed with :func:`mechanistic.model_from_json`,
+which never evaluates anything. A DSL module (``.py``) is code, and code runs only in the
+sandbox (docs/architecture.md): the module runs there and only its model JSON comes back.
+There is no in-process path. SBML and Antimony are parsed under limits by
+:mod:`mechanistic.formats` (no text from the file is evaluated); what the model language
+cannot express is one error naming it.
 """
 
 from __future__ import annotations
