@@ -1,11 +1,13 @@
 """Synthetic tasks for the library agent, generated from hand-written ground-truth models.
 
 Each task is a system a domain scientist would describe in plain words, observed through
-one noisy series while the rest of its state stays hidden. The ground truths are the
-benchmark suite's (``evals.suite``: the SEIR town and the oral antibiotic), written with
-the DSL directly, with their own names, parameter values and structure details (initial
-conditions, dosing by impulses) independent of the library's motif code, so the agent is
-scored on systems it was not tuned on.
+one noisy series while the rest of its state stays hidden. The tasks are the benchmark
+suite's own ``BenchTask``s (``evals.suite``: the SEIR town and the oral antibiotic, with a
+fixed RK4 step), whose ground truths are written with the DSL directly, with their own
+names, parameter values and structure details (initial conditions, dosing by impulses)
+independent of the library's motif code, so the agent is scored on systems it was not
+tuned on. This module adds only what the library-agent benchmark needs on top: what the
+translation of the question must say, its data stream, the oracle and the scoring.
 
 A task has three windows: the agent fits rows ``t <= train_until`` and ranks candidates on
 ``(train_until, validate_until]``; rows after ``validate_until`` (the test window) are
@@ -21,13 +23,12 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,15 +37,13 @@ from agent.evaluate import Node
 from agent.library import LibraryProposer
 from agent.loop import Search, SearchConfig
 from evals.metrics import nrmse
-from evals.suite.epidemiology import town_epidemic_truth
-from evals.suite.pharmacology import oral_antibiotic_truth
-from mechanistic import (
-    Model,
-)
+from evals.suite.epidemiology import seir_town
+from evals.suite.pharmacology import oral
+from evals.task import BenchTask
+from mechanistic import Model
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig, FitResult, fit_model
-from mechanistic.interventions import Dose, Intervention, Transfer
-from mechanistic.simulate import RK4, compile_model
+from mechanistic.interventions import Intervention
 
 __all__ = ["FIT", "SEARCH", "TASKS", "TOLERANCES", "SyntheticTask", "run_task"]
 
@@ -64,48 +63,88 @@ TOLERANCES = {"forecast_factor": 1.5, "cf_trajectory": 0.15, "cf_effect": 0.5}
 
 @dataclass(frozen=True)
 class SyntheticTask:
-    """A ground truth, how it was observed, and one what-if question about it."""
+    """A suite task as this benchmark runs it: the :class:`~evals.task.BenchTask` holds the
+    truth, the windows, the study's conditions and the what-if question; this adds what
+    the translation of the question must say, and the benchmark's own data stream.
+
+    The data are the suite task's truth (RK4 at ``solver_dt``) plus its declared noise,
+    drawn by the task's own sampler from ``default_rng(seed)`` rather than from the suite's
+    ``(noise_seed, seed)`` stream: the tolerances above were measured on these draws.
+    """
 
     name: str
-    description: str
-    time_unit: str
-    build_truth: Callable[[], Model]       # the true structure, wide priors (the oracle)
-    truth: dict[str, float]                # the true parameter values
-    column: str
-    times: np.ndarray
-    train_until: float
-    validate_until: float
-    question: str
-    truth_answer: tuple[Intervention, ...]  # the question on the truth's own names
+    bench: BenchTask
     expected: dict[str, Any]                # what the translation must say (kind, numbers)
-    conditions: tuple[Intervention, ...] = ()  # how the study was run (doses), truth names
     seed: int = 0
-    cf_from: float = 0.0                    # the counterfactual is scored on t >= cf_from
     missing_first: bool = False             # the first row is a pre-dose sample (no value)
-    notes: str = field(default="")
+
+    @property
+    def description(self) -> str:
+        return self.bench.description
+
+    @property
+    def time_unit(self) -> str:
+        return self.bench.time_unit
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.bench.times
+
+    @property
+    def train_until(self) -> float:
+        return self.bench.train_until
+
+    @property
+    def validate_until(self) -> float:
+        return self.bench.validate_until
+
+    @property
+    def truth(self) -> dict[str, float]:
+        """The true parameter values."""
+        return self.bench.truth_params
+
+    @property
+    def column(self) -> str:
+        return self.bench.observed[0]
+
+    @property
+    def conditions(self) -> tuple[Intervention, ...]:
+        """How the study was run (doses), on the truth's names."""
+        return self.bench.conditions
+
+    @property
+    def question(self) -> str:
+        return self.bench.counterfactuals[0].question
+
+    @property
+    def truth_answer(self) -> tuple[Intervention, ...]:
+        """The question on the truth's own names."""
+        return self.bench.counterfactuals[0].interventions
+
+    @property
+    def cf_from(self) -> float:
+        """The counterfactual is scored on ``t >= cf_from``."""
+        return self.bench.counterfactuals[0].scored_from
+
+    def build_truth(self) -> Model:
+        """The true structure, wide priors (the oracle)."""
+        assert self.bench.truth_model is not None
+        return self.bench.truth_model
 
     # ------------------------------------------------------------------ data
     def simulate_truth(self, t: np.ndarray, interventions: Sequence[Intervention] = ()
                        ) -> np.ndarray:
         """The noise-free observed quantity of the truth on ``t``."""
-        model = self.build_truth()
-        sim = compile_model(model).simulate(
-            {k: torch.tensor([v], dtype=torch.float64) for k, v in self.truth.items()},
-            t, solver=RK4(dt=0.05), interventions=[*self.conditions, *interventions],
-            t0=float(self.times[0]))
-        return sim.observable(self.column)[0].detach().numpy()
+        return self.bench.truth_mean(t, interventions)[self.column]
 
     def observations(self) -> ObservedData:
         mean = self.simulate_truth(self.times)
-        rng = np.random.default_rng(self.seed)
-        model = self.build_truth()
-        noise = model.observables_[self.column].noise
-        args = {name: self.truth[str(value)] for name, value in noise.arguments().items()}
-        y = noise.sample(mean, args, rng)
+        y = self.bench.sample_noisy({self.column: mean}, np.random.default_rng(self.seed))
+        values = y[self.column]
         if self.missing_first:
-            y[0] = np.nan
+            values[0] = np.nan
         tname = {"day": "day", "hour": "hour"}.get(self.time_unit, "t")
-        return ObservedData(self.times, {self.column: y}, time_name=tname,
+        return ObservedData(self.times, {self.column: values}, time_name=tname,
                             source=f"synthetic:{self.name}")
 
     def task(self) -> Task:
@@ -116,58 +155,22 @@ class SyntheticTask:
 
     @property
     def test_mask(self) -> np.ndarray:
-        return self.times > self.validate_until
+        return self.bench.test_mask()
 
 
-# --------------------------------------------------------------------- SEIR
+# The suite's SEIR town and oral antibiotic, simulated with a fixed RK4 step of 0.05.
 SEIR = SyntheticTask(
     name="seir-town",
-    description=(
-        "A respiratory virus is spreading through a town of 60,000 people with no prior "
-        "immunity. After being infected, people carry the virus for a few days before they "
-        "become infectious and can pass it on; they recover and stay immune. The health "
-        "office publishes the number of new cases reported each day, but only a fraction "
-        "of infections are ever tested and reported."),
-    time_unit="day",
-    build_truth=town_epidemic_truth,
-    truth={"b_contact": 0.5, "k_latent": 1 / 3.5, "k_recover": 1 / 5.0, "q_report": 0.35,
-           "lat0": 20.0, "disp": 30.0},
-    column="reported_cases",
-    times=np.arange(0.0, 121.0),
-    train_until=45.0,
-    validate_until=60.0,
-    question="From day 40 on, 2% of susceptible people are vaccinated each day.",
-    truth_answer=(Transfer("sus", "rem", 0.02, 40.0),),
+    bench=replace(seir_town(), solver_dt=0.05),
     expected={"kind": "transfer", "rate": 0.02, "start": 40.0, "roles": ("susceptible",)},
     seed=7,
-    cf_from=40.0,
 )
-
-
-# ----------------------------------------------------------------------- PK
-_DOSE_TIMES = (0.0, 12.0, 24.0, 36.0, 48.0, 60.0, 72.0)
 
 PK = SyntheticTask(
     name="pk-oral-repeated",
-    description=(
-        "Healthy volunteers took a 250 mg tablet of an antibiotic by mouth every 12 hours, "
-        "7 doses in all, starting at hour 0. The tablet dissolves in the gut and the drug "
-        "is absorbed into the blood over a few hours, then cleared by the kidneys. Plasma "
-        "concentration (mg/L) was measured every 2 hours; the pre-dose sample at hour 0 "
-        "was below the limit of quantification."),
-    time_unit="hour",
-    build_truth=oral_antibiotic_truth,
-    truth={"k_abs": 0.8, "k_out": 0.09, "vol": 38.0, "cv": 0.12},
-    column="conc_mg_per_l",
-    times=np.arange(0.0, 97.0, 2.0),
-    train_until=36.0,
-    validate_until=48.0,
-    question="Give an extra dose of 250 mg at hour 54.",
-    truth_answer=(Dose("depot", 250.0, (54.0,)),),
+    bench=replace(oral(), solver_dt=0.05),
     expected={"kind": "dose", "amount": 250.0, "times": (54.0,), "roles": ("dose_target",)},
-    conditions=(Dose("depot", 250.0, _DOSE_TIMES),),
     seed=11,
-    cf_from=48.0,
     missing_first=True,
 )
 
