@@ -113,12 +113,16 @@ def register(app: typer.Typer) -> None:
                              "rate, a switch, a temperature), COL[,COL] or COL:linear; "
                              "'none' fits every column. Default: the agent proposes them.")]
         = None,
+        start_from: Annotated[Path | None, typer.Option(
+            "--start-from", help="A model (SBML .xml, Antimony .ant, JSON or module) to "
+                                 "evaluate first, as a candidate; its observables must be "
+                                 "columns of the data.")] = None,
     ) -> None:
         """Describe a system, hand over data, get ranked, validated, fitted simulators."""
         with _user_errors(), _llm_errors():
             _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                        llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
-                       max_seconds, seed, resume, _console, inputs)
+                       max_seconds, seed, resume, _console, inputs, start_from)
 
     @app.command("predict")
     def predict_command(
@@ -198,7 +202,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                validate_until: float | None, agent_kind: str, llm: str | None,
                base_url: str | None, max_nodes: int, initial: int, max_llm_calls: int | None,
                max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
-               console_factory: Any, inputs_option: str | None = None) -> None:
+               console_factory: Any, inputs_option: str | None = None,
+               start_from: Path | None = None) -> None:
     from agent.core import Task
     from agent.loop import Search, SearchConfig
     from agent.store import RunStore
@@ -209,6 +214,10 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
 
     store = RunStore(out)
     console = console_factory(stderr=True)
+    if start_from is not None:  # read (and refused) before the run folder is written
+        from workbench.loading import load_model
+
+        start_model = load_model(start_from)
     if resume:
         task, meta = store.read_task()
         agent_kind, llm, base_url = meta["agent"], meta.get("llm"), meta.get("base_url")
@@ -240,6 +249,10 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         store.write_task(task, meta)
     log = store.trajectory
     proposer = _make_proposer(agent_kind, llm, base_url, seed, log)
+    if start_from is not None:
+        from agent.start_from import StartFromProposer
+
+        proposer = StartFromProposer(proposer, start_model, start_from.name)
 
     shown: set[str] = {n.id for n in nodes}
 
