@@ -12,49 +12,51 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "review_command"]
+
+
+def review_command(
+    path: Annotated[Path | None, typer.Argument(
+        help="Run folder (with --html), or folder of runs (with --serve).")] = None,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Write the run as one self-contained HTML file "
+                       "(default RUN/report.html).")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Serve a local review app over a folder of runs.")] = False,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind; keep the loopback default unless every "
+                       "machine that can reach it may approve models.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535,
+                                      help="Port (0: any free one).")] = 8000,
+) -> None:
+    """Review generated simulators: an HTML report, or a local web app with
+    approve / reject."""
+    from workbench.cli import _console, _user_errors
+
+    with _user_errors():
+        if serve:
+            if html is not None:
+                raise ValueError("--html writes a report; --serve starts the app: "
+                                 "choose one")
+            _serve(path or Path("."), host, port, _console)
+            return
+        if path is None:
+            raise ValueError("give the run folder: mmw review RUN --html OUT.html "
+                             "(or mmw review --serve RUNS_DIR)")
+        from workbench.review.report import write_report
+
+        out, unread = write_report(path, html or path / "report.html")
+        _console().print(f"report: {out}", markup=False)
+        if unread:  # a link, a FIFO or a file of the wrong shape: named in the report
+            _console(stderr=True).print(
+                f"note: {unread} file(s) of {path} could not be used (links, special "
+                "files or wrong shapes); the report lists each with its reason",
+                markup=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``mmw review`` to the command line."""
-    from workbench.cli import _console, _user_errors
-
-    @app.command("review")
-    def review_command(
-        path: Annotated[Path | None, typer.Argument(
-            help="Run folder (with --html), or folder of runs (with --serve).")] = None,
-        html: Annotated[Path | None, typer.Option(
-            "--html", help="Write the run as one self-contained HTML file "
-                           "(default RUN/report.html).")] = None,
-        serve: Annotated[bool, typer.Option(
-            "--serve", help="Serve a local review app over a folder of runs.")] = False,
-        host: Annotated[str, typer.Option(
-            "--host", help="Address to bind; keep the loopback default unless every "
-                           "machine that can reach it may approve models.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", min=0, max=65535,
-                                          help="Port (0: any free one).")] = 8000,
-    ) -> None:
-        """Review generated simulators: an HTML report, or a local web app with
-        approve / reject."""
-        with _user_errors():
-            if serve:
-                if html is not None:
-                    raise ValueError("--html writes a report; --serve starts the app: "
-                                     "choose one")
-                _serve(path or Path("."), host, port, _console)
-                return
-            if path is None:
-                raise ValueError("give the run folder: mmw review RUN --html OUT.html "
-                                 "(or mmw review --serve RUNS_DIR)")
-            from workbench.review.report import write_report
-
-            out, unread = write_report(path, html or path / "report.html")
-            _console().print(f"report: {out}", markup=False)
-            if unread:  # a link, a FIFO or a file of the wrong shape: named in the report
-                _console(stderr=True).print(
-                    f"note: {unread} file(s) of {path} could not be used (links, special "
-                    "files or wrong shapes); the report lists each with its reason",
-                    markup=False)
+    app.command("review")(review_command)
 
 
 def _serve(runs_dir: Path, host: str, port: int, console_factory: object) -> None:
