@@ -17,7 +17,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-__all__ = ["DESCRIPTION_MAX_BYTES", "register"]
+__all__ = ["DESCRIPTION_MAX_BYTES", "counterfactual_command", "model_command", "predict_command",
+           "register"]
 
 # A description is a few paragraphs an LLM reads in its prompt; 256 KiB is a long paper.
 DESCRIPTION_MAX_BYTES = 256 * 1024
@@ -71,113 +72,119 @@ def _ranked_table(result: Any) -> Any:
     return table
 
 
-def register(app: typer.Typer) -> None:
+def model_command(
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Observations (CSV).")] = None,
+    describe: Annotated[str | None, typer.Option("--describe",
+                                                 help="The system, in plain language.")]
+    = None,
+    describe_file: Annotated[Path | None, typer.Option(
+        "--describe-file", help="A file holding the description.")] = None,
+    train_until: Annotated[float | None, typer.Option(
+        "--train-until", help="Last time fitted (default: 70% of the data).")] = None,
+    validate_until: Annotated[float | None, typer.Option(
+        "--validate-until", help="Last time of the validation window (later rows are "
+                                 "never shown to the agent).")] = None,
+    agent: Annotated[str, typer.Option(
+        "--agent", help="offline (library motifs and discovery from the data, the "
+                        "default), library (motifs only), discovery, or llm.")]
+    = "offline",
+    llm: Annotated[str | None, typer.Option("--llm", help="provider:model for --agent llm"
+                                            )] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); key "
+                           "from OPENAI_API_KEY.")] = None,
+    max_nodes: Annotated[int, typer.Option("--max-nodes", min=1,
+                                           help="Budget: candidates evaluated.")] = 12,
+    initial: Annotated[int, typer.Option("--initial", min=1,
+                                         help="Structures proposed first.")] = 4,
+    max_llm_calls: Annotated[int | None, typer.Option("--max-llm-calls", min=1)] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
+    max_seconds: Annotated[float | None, typer.Option("--max-seconds", min=1)] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume",
+                                         help="Continue an interrupted run in --out.")]
+    = False,
+    inputs: Annotated[str | None, typer.Option(
+        "--inputs", help="Known input columns (set by the experimenter: a dose or feed "
+                         "rate, a switch, a temperature), COL[,COL] or COL:linear; "
+                         "'none' fits every column. Default: the agent proposes them.")]
+    = None,
+    start_from: Annotated[Path | None, typer.Option(
+        "--start-from", help="A model (SBML .xml, Antimony .ant, JSON or module) to "
+                             "evaluate first, as a candidate; its observables must be "
+                             "columns of the data.")] = None,
+) -> None:
+    """Describe a system, hand over data, get ranked, validated, fitted simulators."""
+    from workbench.cli import _console, _user_errors
+    with _user_errors(), _llm_errors():
+        _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
+                   llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
+                   max_seconds, seed, resume, _console, inputs, start_from)
+
+
+def predict_command(
+    run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
+    until: Annotated[float, typer.Option("--until", help="Forecast up to this time.")],
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+    candidate: Annotated[str | None, typer.Option("--candidate",
+                                                  help="Candidate id (default: best).")]
+    = None,
+    step: Annotated[float | None, typer.Option("--step", help="Output spacing.")] = None,
+    draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
+) -> None:
+    """Forecast with intervals from the best candidate of a run."""
     from workbench.cli import _console, _user_errors, time_grid
+    with _user_errors():
+        fitted = _load(run, candidate)
+        data = fitted.task.data
+        spacing = step if step is not None else \
+            (float(np.median(np.diff(data.t))) if len(data) > 1 else 1.0)
+        if until <= data.t[0]:
+            raise ValueError(f"--until {until:g} is before the data start {data.t[0]:g}")
+        grid = time_grid(float(data.t[0]), until, spacing, f"--until {until:g} --step "
+                         f"{spacing:g}", ("the data start", "--until", "--step"))
+        _check_simulation_size(fitted, grid, draws)
+        bands = fitted.bands(grid, draws=draws)
+        frame = bands.frame()
+        path = out or Path(run) / "forecast.csv"
+        frame.to_csv(path, index=False)
+        console = _console()
+        _warn_verdict(run, console)
+        console.print(f"forecast from {fitted.candidate.structure} ({fitted.candidate.id}) "
+                      f"to {until:g}: {path}", markup=False)
+        for note in bands.notes:
+            console.print(f"note: {note}", markup=False)
 
-    @app.command("model")
-    def model_command(
-        out: Annotated[Path, typer.Option("--out", help="Run folder to write.")],
-        data: Annotated[Path | None, typer.Option("--data", help="Observations (CSV).")] = None,
-        describe: Annotated[str | None, typer.Option("--describe",
-                                                     help="The system, in plain language.")]
-        = None,
-        describe_file: Annotated[Path | None, typer.Option(
-            "--describe-file", help="A file holding the description.")] = None,
-        train_until: Annotated[float | None, typer.Option(
-            "--train-until", help="Last time fitted (default: 70% of the data).")] = None,
-        validate_until: Annotated[float | None, typer.Option(
-            "--validate-until", help="Last time of the validation window (later rows are "
-                                     "never shown to the agent).")] = None,
-        agent: Annotated[str, typer.Option(
-            "--agent", help="offline (library motifs and discovery from the data, the "
-                            "default), library (motifs only), discovery, or llm.")]
-        = "offline",
-        llm: Annotated[str | None, typer.Option("--llm", help="provider:model for --agent llm"
-                                                )] = None,
-        base_url: Annotated[str | None, typer.Option(
-            "--base-url", help="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); key "
-                               "from OPENAI_API_KEY.")] = None,
-        max_nodes: Annotated[int, typer.Option("--max-nodes", min=1,
-                                               help="Budget: candidates evaluated.")] = 12,
-        initial: Annotated[int, typer.Option("--initial", min=1,
-                                             help="Structures proposed first.")] = 4,
-        max_llm_calls: Annotated[int | None, typer.Option("--max-llm-calls", min=1)] = None,
-        max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1)] = None,
-        max_seconds: Annotated[float | None, typer.Option("--max-seconds", min=1)] = None,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        resume: Annotated[bool, typer.Option("--resume",
-                                             help="Continue an interrupted run in --out.")]
-        = False,
-        inputs: Annotated[str | None, typer.Option(
-            "--inputs", help="Known input columns (set by the experimenter: a dose or feed "
-                             "rate, a switch, a temperature), COL[,COL] or COL:linear; "
-                             "'none' fits every column. Default: the agent proposes them.")]
-        = None,
-        start_from: Annotated[Path | None, typer.Option(
-            "--start-from", help="A model (SBML .xml, Antimony .ant, JSON or module) to "
-                                 "evaluate first, as a candidate; its observables must be "
-                                 "columns of the data.")] = None,
-    ) -> None:
-        """Describe a system, hand over data, get ranked, validated, fitted simulators."""
-        with _user_errors(), _llm_errors():
-            _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
-                       llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
-                       max_seconds, seed, resume, _console, inputs, start_from)
 
-    @app.command("predict")
-    def predict_command(
-        run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
-        until: Annotated[float, typer.Option("--until", help="Forecast up to this time.")],
-        out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
-        candidate: Annotated[str | None, typer.Option("--candidate",
-                                                      help="Candidate id (default: best).")]
-        = None,
-        step: Annotated[float | None, typer.Option("--step", help="Output spacing.")] = None,
-        draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
-    ) -> None:
-        """Forecast with intervals from the best candidate of a run."""
-        with _user_errors():
-            fitted = _load(run, candidate)
-            data = fitted.task.data
-            spacing = step if step is not None else \
-                (float(np.median(np.diff(data.t))) if len(data) > 1 else 1.0)
-            if until <= data.t[0]:
-                raise ValueError(f"--until {until:g} is before the data start {data.t[0]:g}")
-            grid = time_grid(float(data.t[0]), until, spacing, f"--until {until:g} --step "
-                             f"{spacing:g}", ("the data start", "--until", "--step"))
-            _check_simulation_size(fitted, grid, draws)
-            bands = fitted.bands(grid, draws=draws)
-            frame = bands.frame()
-            path = out or Path(run) / "forecast.csv"
-            frame.to_csv(path, index=False)
-            console = _console()
-            _warn_verdict(run, console)
-            console.print(f"forecast from {fitted.candidate.structure} ({fitted.candidate.id}) "
-                          f"to {until:g}: {path}", markup=False)
-            for note in bands.notes:
-                console.print(f"note: {note}", markup=False)
+def counterfactual_command(
+    run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
+    what: Annotated[str | None, typer.Option("--what", help="The question, in words.")]
+    = None,
+    intervention: Annotated[Path | None, typer.Option(
+        "--intervention", help="Intervention JSON instead of a question.")] = None,
+    t: Annotated[str | None, typer.Option("--t", help="START:STOP:STEP output grid "
+                                                      "(default: the data span)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+    candidate: Annotated[str | None, typer.Option("--candidate")] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="Who translates the question (default: the run's agent).")] = None,
+    llm: Annotated[str | None, typer.Option("--llm")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
+) -> None:
+    """What if? Simulate the fitted model under an intervention, with intervals."""
+    from workbench.cli import _console, _user_errors
+    with _user_errors(), _llm_errors():
+        _run_counterfactual(run, what, intervention, t, out, candidate, agent, llm,
+                            base_url, draws, _console)
 
-    @app.command("counterfactual")
-    def counterfactual_command(
-        run: Annotated[Path, typer.Argument(help="Run folder written by mmw model.")],
-        what: Annotated[str | None, typer.Option("--what", help="The question, in words.")]
-        = None,
-        intervention: Annotated[Path | None, typer.Option(
-            "--intervention", help="Intervention JSON instead of a question.")] = None,
-        t: Annotated[str | None, typer.Option("--t", help="START:STOP:STEP output grid "
-                                                          "(default: the data span)")] = None,
-        out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
-        candidate: Annotated[str | None, typer.Option("--candidate")] = None,
-        agent: Annotated[str | None, typer.Option(
-            "--agent", help="Who translates the question (default: the run's agent).")] = None,
-        llm: Annotated[str | None, typer.Option("--llm")] = None,
-        base_url: Annotated[str | None, typer.Option("--base-url")] = None,
-        draws: Annotated[int, typer.Option("--draws", min=1)] = 200,
-    ) -> None:
-        """What if? Simulate the fitted model under an intervention, with intervals."""
-        with _user_errors(), _llm_errors():
-            _run_counterfactual(run, what, intervention, t, out, candidate, agent, llm,
-                                base_url, draws, _console)
+
+def register(app: typer.Typer) -> None:
+    """Add ``mmw model``, ``mmw predict`` and ``mmw counterfactual`` to the command line."""
+    app.command("model")(model_command)
+    app.command("predict")(predict_command)
+    app.command("counterfactual")(counterfactual_command)
 
 
 @contextmanager

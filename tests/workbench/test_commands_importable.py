@@ -11,7 +11,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from workbench import commands_bench, commands_review, commands_sandbox, commands_sgnn
+from workbench import (
+    commands_agent,
+    commands_bench,
+    commands_review,
+    commands_sandbox,
+    commands_sgnn,
+)
 from workbench.cli import app
 
 
@@ -33,11 +39,15 @@ def test_bad_input_to_a_direct_call_is_exit_status_two(tmp_path: Path) -> None:
         commands_bench.report_command(run_dir=tmp_path / "no-such-bench")
     with pytest.raises(typer.Exit) as predict:
         commands_sgnn.predict_command(run=tmp_path / "no-such-run", data=tmp_path / "d.csv")
-    assert review.value.exit_code == report.value.exit_code == predict.value.exit_code == 2
+    with pytest.raises(typer.Exit) as forecast:
+        commands_agent.predict_command(run=tmp_path / "no-such-run", until=10.0)
+    codes = {review.value.exit_code, report.value.exit_code, predict.value.exit_code,
+             forecast.value.exit_code}
+    assert codes == {2}
 
 
-@pytest.mark.parametrize("group", [commands_bench, commands_review, commands_sandbox,
-                                   commands_sgnn])
+@pytest.mark.parametrize("group", [commands_agent, commands_bench, commands_review,
+                                   commands_sandbox, commands_sgnn])
 def test_register_attaches_module_level_functions(group: object) -> None:
     sub = typer.Typer()
     group.register(sub)  # type: ignore[attr-defined]
