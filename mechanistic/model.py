@@ -378,6 +378,12 @@ class Model:
 
         return model_to_json(self, indent=indent)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a model as its equations and parameter table."""
+        from mechanistic.formats.notebook import model_html
+
+        return model_html(self)
+
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | sp.Number):
