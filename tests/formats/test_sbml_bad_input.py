@@ -117,7 +117,7 @@ def test_the_command_line_prints_one_line_and_exits_2(tmp_path, name, text, need
                                    if command == "export" else [])
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or \
+    assert ("Traceback" not in result.output and result.exception is None) or \
         isinstance(result.exception, SystemExit)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
