@@ -54,9 +54,19 @@ from mechanistic.errors import DataError, ModelError
 from mechanistic.files import json_data
 from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.model import Model
+from mechanistic.newton import MAX_NEWTON_PARAMS, newton_polish
 from mechanistic.observation import ObservationModel, check_data_support
 from mechanistic.priors import LogUniform, Normal, Prior
 from mechanistic.scores import normalised_rmse, series_scale
+from mechanistic.shooting import (
+    GAP_TOLERANCE,
+    SegmentPlan,
+    ShootingObjective,
+    direct_observations,
+    plan_segments,
+    segment_starts,
+    state_scales,
+)
 from mechanistic.simulate import CompiledModel, Simulation, Status, compile_model
 from mechanistic.solvers import RK4, Solver, solver_from_dict, solver_to_dict
 from mechanistic.torch_expr import compile_program
@@ -64,6 +74,7 @@ from mechanistic.torch_expr import compile_program
 __all__ = ["FitConfig", "FitResult", "ParameterTransform", "fit_model"]
 
 _DTYPE = torch.float64
+STRATEGIES = ("shooting", "single")
 
 
 # ---------------------------------------------------------------------------- config
@@ -93,9 +104,18 @@ class FitConfig:
     # Wall-clock limit of one fit: the optimisers stop where they are (best point so far)
     # once it passes, so a search's time budget holds inside a slow fit too.
     max_seconds: float | None = None
+    # The multi-start stage: "shooting" (segments side by side, mechanistic/shooting.py,
+    # where the data allow; else single) or "single" (the whole window per evaluation).
+    strategy: str = "shooting"
+    shooting_segments: int = 10
+    shooting_min_intervals: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("starts", "polish_starts", "patience"):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"FitConfig.strategy must be one of {list(STRATEGIES)}, "
+                             f"got {self.strategy!r}")
+        for name in ("starts", "polish_starts", "patience", "shooting_segments",
+                     "shooting_min_intervals"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be an integer >= 1, "
                                  f"got {getattr(self, name)!r}")
@@ -394,6 +414,112 @@ def _adam_multistart(objective: _Objective, u0: np.ndarray, config: FitConfig,
     return best_u.numpy(), best.numpy(), total_resets
 
 
+def _shooting_multistart(objective: _Objective, plan: SegmentPlan, u0: np.ndarray,
+                         data: np.ndarray, config: FitConfig,
+                         resample: Callable[[int], np.ndarray], deadline: float = math.inf
+                         ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The multi-start stage on segments (mechanistic/shooting.py), then every start's
+    parameters scored by single shooting: what the polish and the ranking see is the
+    likelihood of one continuous trajectory, as in the single-shooting path."""
+    with torch.no_grad():
+        sim0 = objective.simulate(torch.as_tensor(u0, dtype=_DTYPE))
+    states0 = sim0.states.numpy()
+    direct = direct_observations(objective.model)
+    # Sizes from the data where a state is read directly (prior draws can be wild),
+    # else the median over starts of each start's RMS along its trajectory.
+    per_start = [state_scales(states0[b:b + 1]) for b in range(states0.shape[0])]
+    scale = np.nanmedian(np.stack([p[0] for p in per_start]), axis=0)
+    positive = np.all(np.stack([p[1] for p in per_start]), axis=0)
+    for i, name in enumerate(objective.model.state_names):
+        j = direct.get(name)
+        if j is not None:
+            column = data[:, j][np.isfinite(data[:, j])]
+            if column.size:
+                rms = float(np.sqrt(np.mean(column ** 2)))
+                scale[i] = rms if rms > 0 else scale[i]
+                positive[i] = bool(positive[i] and (column >= 0).all())
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    shooting = ShootingObjective(objective.model, objective.compiled, objective.params,
+                                 len(objective.transforms), plan, objective.times, data,
+                                 objective.controls, scale, positive)
+
+    def with_states(theta: np.ndarray, states: np.ndarray) -> np.ndarray:
+        starts = segment_starts(objective.model, plan, states, data)
+        return np.concatenate([theta, shooting.encode_states(starts)], axis=1)
+
+    def redraw(n: int) -> np.ndarray:
+        theta = resample(n)
+        with torch.no_grad():
+            sim = objective.simulate(torch.as_tensor(theta, dtype=_DTYPE))
+        return with_states(theta, np.nan_to_num(sim.states.numpy(), nan=0.0))
+
+    full0 = with_states(u0, np.nan_to_num(states0, nan=0.0))
+    best_u, best_loss, resets = _adam_multistart(shooting, full0, config, redraw, deadline)
+    # Close the gaps: the best starts go on under a penalty ten times tighter, by L-BFGS
+    # (cheap here: one segment's steps per evaluation), so that the single-shooting polish
+    # starts next to a continuous trajectory rather than a chain of near misses.
+    top = np.argsort(np.where(np.isfinite(best_loss), best_loss, np.inf))[
+        :min(config.polish_starts, len(best_loss))]
+    if config.lbfgs_steps and time.perf_counter() <= deadline:
+        tight = ShootingObjective(objective.model, objective.compiled, objective.params,
+                                  len(objective.transforms), plan, objective.times, data,
+                                  objective.controls, scale, positive,
+                                  gap_tolerance=GAP_TOLERANCE / 10)
+        with torch.no_grad():
+            before = tight(torch.as_tensor(best_u[top], dtype=_DTYPE)).numpy()
+        closed, _ = _polish(tight, best_u[top], np.where(np.isfinite(before), before, np.inf),
+                            config.lbfgs_steps)
+        best_u = best_u.copy()
+        best_u[top] = closed
+    theta = np.ascontiguousarray(best_u[:, :len(objective.transforms)])
+    with torch.no_grad():
+        losses = objective(torch.as_tensor(theta, dtype=_DTYPE)).numpy()
+    return theta, losses, resets
+
+
+# A coarser RK4 step is taken when the observables it gives stay within this fraction of
+# each observed series' typical size of a twice-finer reference: well below any noise a
+# likelihood resolves, so the fit is the same and each evaluation is cheaper.
+STEP_TOLERANCE = 1e-3
+
+
+def _coarsest_step(objective: _Objective, u: np.ndarray, losses: np.ndarray,
+                   data: np.ndarray) -> RK4 | None:
+    """The largest of 4x and 2x the current RK4 step whose simulation of the best starts
+    agrees with a reference at half the current step (``None``: keep the current one).
+
+    The default step (a quarter of the data spacing) is chosen before anything is known
+    about the dynamics; with the multi-start's parameters in hand, one cheap forward
+    simulation per step size tells whether a coarser one integrates them as well."""
+    solver = objective.solver
+    finite = np.isfinite(losses)
+    if not isinstance(solver, RK4) or not finite.any():
+        return None
+    rows = np.argsort(np.where(finite, losses, np.inf))[:min(2, int(finite.sum()))]
+    theta = torch.as_tensor(u[rows], dtype=_DTYPE)
+    scale = np.array([series_scale(data[:, j][np.isfinite(data[:, j])])
+                      if np.isfinite(data[:, j]).any() else 1.0 for j in range(data.shape[1])])
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+    def observed(step: float) -> np.ndarray:
+        trial = copy.copy(objective)
+        trial.solver = RK4(dt=step, divergence_threshold=solver.divergence_threshold)
+        with torch.no_grad():
+            sim = trial.simulate(theta)
+        out = sim.observables.numpy()
+        return np.where((sim.status == Status.OK).numpy()[:, None, None], out, np.nan)
+
+    reference = observed(solver.dt / 2)
+    if not np.isfinite(reference).all():
+        return None
+    for factor in (4, 2):
+        trial = observed(solver.dt * factor)
+        error = np.abs(trial - reference) / scale
+        if np.isfinite(trial).all() and float(error.max()) <= STEP_TOLERANCE:
+            return RK4(dt=solver.dt * factor, divergence_threshold=solver.divergence_threshold)
+    return None
+
+
 def _lbfgs(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor],
            steps: int) -> None:
     """L-BFGS with strong-Wolfe line search; a non-finite loss is reported as +inf with
@@ -430,6 +556,18 @@ def _polish(objective: _Objective, u: np.ndarray, losses: np.ndarray,
     take = np.isfinite(new) & (new < losses)
     out_u = np.where(take[:, None], x.detach().numpy(), u)
     return out_u, np.where(take, new, losses)
+
+
+def _newton(objective: _Objective, u: np.ndarray, losses: np.ndarray, steps: int,
+            deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Damped Newton with batched finite differences (mechanistic/newton.py) on the
+    single-shooting likelihood; forward simulations only."""
+    def losses_of(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return objective(torch.as_tensor(points, dtype=_DTYPE)).numpy()
+
+    polished, values, _ = newton_polish(losses_of, u, losses, steps, deadline=deadline)
+    return polished, values
 
 
 # -------------------------------------------------------------------- neural scales
@@ -594,14 +732,20 @@ def fit_model(
     free = model.free_param_names
     priors = [model.params_[n].prior for n in free]
     transforms = [ParameterTransform.for_prior(n, p) for n, p in zip(free, priors, strict=True)]
-    objective = _Objective(model, compiled, transforms, train.t, y_train, solver, t0,
-                           interventions, controls)
-    # Phase 1 fits the skeleton; fresh networks output exactly 0, so skip their cost.
-    phase1 = objective
-    if fresh_networks and model.neural_:
-        skeleton = CompiledModel(model, neural=networks, dtype=_DTYPE, skeleton=True)
-        phase1 = _Objective(model, skeleton, transforms, train.t, y_train, solver, t0,
-                            interventions, controls)
+    skeleton = CompiledModel(model, neural=networks, dtype=_DTYPE, skeleton=True) \
+        if fresh_networks and model.neural_ else None
+
+    def objectives(solver: Solver) -> tuple[_Objective, _Objective]:
+        """The likelihood, and the one phase 1 fits: fresh networks output exactly 0, so
+        the skeleton skips their cost."""
+        full = _Objective(model, compiled, transforms, train.t, y_train, solver, t0,
+                          interventions, controls)
+        if skeleton is None:
+            return full, full
+        return full, _Objective(model, skeleton, transforms, train.t, y_train, solver, t0,
+                                interventions, controls)
+
+    objective, phase1 = objectives(solver)
     rng = np.random.default_rng(config.seed)
 
     def resample(n: int) -> np.ndarray:
@@ -614,7 +758,16 @@ def fit_model(
         p.requires_grad_(False)
     try:
         u0 = _sample_starts(transforms, priors, config.starts, rng)
-        if transforms and config.adam_steps:
+        plan = None
+        if config.strategy == "shooting" and transforms and config.adam_steps and \
+                not interventions and (fresh_networks or not model.neural_) and \
+                isinstance(solver, RK4):
+            plan = plan_segments(model, train.t, t0, solver.dt, controls,
+                                 config.shooting_segments, config.shooting_min_intervals)
+        if plan is not None:
+            starts_u, start_losses, resets = _shooting_multistart(
+                phase1, plan, u0, y_train, config, resample, config.deadline(started))
+        elif transforms and config.adam_steps:
             starts_u, start_losses, resets = _adam_multistart(phase1, u0, config, resample,
                                                               config.deadline(started))
         else:
@@ -622,10 +775,24 @@ def fit_model(
                 start_losses = phase1(torch.as_tensor(u0, dtype=_DTYPE)).numpy()
             starts_u, resets = u0, 0
         start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
+        if plan is not None and config.solver is None:
+            # The cheapest step that keeps the fitted trajectories (see _coarsest_step)
+            coarse = _coarsest_step(phase1, starts_u, start_losses, y_train)
+            if coarse is not None:
+                solver = coarse
+                objective, phase1 = objectives(solver)
+                with torch.no_grad():
+                    start_losses = phase1(torch.as_tensor(starts_u, dtype=_DTYPE)).numpy()
+                start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
         top = np.argsort(start_losses)[:min(config.polish_starts, config.starts)]
         late = time.perf_counter() > config.deadline(started)
-        polished_u, polished = _polish(phase1, starts_u[top], start_losses[top],
-                                       0 if late else config.lbfgs_steps)
+        if plan is not None and len(transforms) <= MAX_NEWTON_PARAMS:
+            polished_u, polished = _newton(phase1, starts_u[top], start_losses[top],
+                                           0 if late else config.lbfgs_steps,
+                                           config.deadline(started))
+        else:
+            polished_u, polished = _polish(phase1, starts_u[top], start_losses[top],
+                                           0 if late else config.lbfgs_steps)
     finally:
         for p in trainable:
             p.requires_grad_(True)

@@ -19,7 +19,7 @@ from mechanistic import DataError, Fixed, LogNormalNoise, LogUniform, Model, Uni
 from mechanistic.data import ObservedData
 from mechanistic.fit import FitConfig, ParameterTransform, fit_model
 from mechanistic.interventions import Dose, Scale
-from mechanistic.observation import sample_observations
+from mechanistic.observation import log_likelihood, sample_observations
 from mechanistic.priors import HalfNormal, Normal
 from mechanistic.simulate import RK4, compile_model
 
@@ -89,10 +89,10 @@ def test_fit_result_is_json_ready_and_simulates(lv_fit) -> None:
 
 
 def test_seir_with_reporting_recovers_identifiable_quantities() -> None:
-    """Reported cases alone pin down R0 = beta/gamma, the early growth rate and the
-    reporting fraction; beta, sigma, gamma separately are only weakly identified (the
-    same growth rate and peak arise from a ridge of combinations). With sigma known
-    (a literature incubation period, as Fixed) beta and gamma are identified too."""
+    """Reported cases alone pin down the early growth rate and the reporting fraction;
+    beta, sigma, gamma separately (and with them R0) are only weakly identified: the same
+    growth rate and peak arise from a ridge of combinations. With sigma known (a
+    literature incubation period, as Fixed) beta and gamma are identified too."""
     m = _load("seir")
     t = np.arange(0.0, 101.0)
     data = _synthetic(m, SEIR_TRUE, t, seed=1)
@@ -105,9 +105,17 @@ def test_seir_with_reporting_recovers_identifiable_quantities() -> None:
         return 0.5 * (-(sigma + gamma) + math.sqrt((sigma - gamma) ** 2 + 4 * sigma * beta))
 
     true_r = growth(SEIR_TRUE["beta"], SEIR_TRUE["sigma"], SEIR_TRUE["gamma"])
-    # measured (seeds 1 and 2): growth rate -1.8%/-0.8%, R0 -8.4%/-7.9%, rho +2%/+4%
+    # The fit is a maximum: at least as likely as the true parameters (seed 1: the truth
+    # -595.7, the fit -591.8; the single-shooting fitter stopped at -594.8).
+    truth = compile_model(m).simulate(SEIR_TRUE, t, solver=RK4(dt=1.0))
+    data_matrix = np.stack([data.values[n] for n in m.observable_names], axis=1)
+    truth_ll = float(log_likelihood(m, truth.observables, data_matrix, SEIR_TRUE)[0])
+    assert result.log_likelihood >= truth_ll - 0.5
+    # measured (seed 1): growth rate -0.5%, rho -5%. R0 itself is not pinned by these
+    # 101 days: this draw's maximum sits at R0 = 4.5 (beta 0.57, sigma 0.18, gamma
+    # 0.13), 3.9 log-likelihood units above the truth's R0 = 3, along the ridge of equal
+    # growth; the single-shooting fitter's R0 within 8% was a stop short of that maximum.
     assert abs(growth(p["beta"], p["sigma"], p["gamma"]) / true_r - 1) < 0.05
-    assert abs((p["beta"] / p["gamma"]) / 3.0 - 1) < 0.12
     assert abs(p["rho"] / SEIR_TRUE["rho"] - 1) < 0.10
     assert 5 < p["phi"] < 80  # dispersion: right order of magnitude from 101 points
 
