@@ -17,14 +17,17 @@ from typing import Any
 from agent.core import Candidate, EventSink, Feedback, Task
 from mechanistic.bounded import CHECK_SECONDS, HostLimitError
 from mechanistic.checks import run_checks_bounded
+from mechanistic.data import ObservedData
 from mechanistic.errors import ModelError
 from mechanistic.fit import FitConfig, FitResult, fit_model
+from mechanistic.interventions import ControlSchedule
 from mechanistic.model import Model
 from mechanistic.serialize import model_from_json
 from sandbox.runner import run_model_module
 from sandbox.spec import Sandbox
 
-__all__ = ["Node", "evaluate_candidate", "feedback_for"]
+__all__ = ["FitFailure", "FitJob", "Node", "evaluate_candidate", "feedback_for",
+           "finish_candidate", "prepare_candidate", "run_fit_job"]
 
 # Node status, in the order a candidate passes the stages.
 INVALID = "invalid"              # the module did not produce a model in the sandbox
@@ -87,6 +90,42 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
+@dataclass(frozen=True)
+class FitJob:
+    """Everything one fit needs, and nothing that cannot cross a process boundary as data:
+    the validated model's JSON is rebuilt on the other side (agent/fitpool.py)."""
+
+    model: Model
+    data: ObservedData           # rows up to the task's validate_until
+    train_until: float | None
+    controls: dict[str, ControlSchedule]
+    config: FitConfig
+
+
+@dataclass(frozen=True)
+class FitFailure:
+    """A fit that raised, or a fit worker that died: what the repair loop is told."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": "fit", "type": self.type, "message": self.message}
+        if self.traceback:
+            out["traceback"] = self.traceback
+        return out
+
+
+def run_fit_job(job: FitJob) -> FitResult | FitFailure:
+    """The fit of one candidate; any exception is a failure for the repair loop."""
+    try:
+        return fit_model(job.model, job.data, job.config, train_until=job.train_until,
+                         controls=job.controls or None)
+    except Exception as exc:  # any fit failure is feedback for the repair loop, not a crash
+        return FitFailure(type(exc).__name__, str(exc), traceback.format_exc(limit=3))
+
+
 def evaluate_candidate(
     task: Task,
     candidate: Candidate,
@@ -99,6 +138,25 @@ def evaluate_candidate(
 ) -> Node:
     """Run ``candidate`` through every stage and return what happened as a Node."""
     start = time.perf_counter()
+    node, job = prepare_candidate(task, candidate, sandbox=sandbox, fit_config=fit_config,
+                                  log=log, depth=depth, repairs=repairs)
+    if job is None:
+        return _done(node, start)
+    return finish_candidate(node, run_fit_job(job), start)
+
+
+def prepare_candidate(
+    task: Task,
+    candidate: Candidate,
+    *,
+    sandbox: Sandbox | None,
+    fit_config: FitConfig,
+    log: EventSink | None = None,
+    depth: int = 0,
+    repairs: int = 0,
+) -> tuple[Node, FitJob | None]:
+    """Every stage before the fit: sandbox, model JSON, checks. Returns the node and the
+    fit still to run (``None`` when the candidate stopped before it)."""
     node = Node(candidate, INVALID, depth=depth, repairs=repairs)
     run = run_model_module(candidate.source, filename="simulator.py", sandbox=sandbox)
     if log is not None:
@@ -107,13 +165,13 @@ def evaluate_candidate(
     if not run.ok or run.model_json is None:
         node.error = run.error.to_dict() if run.error else {"kind": "sandbox", "type": "Error",
                                                              "message": run.run.summary()}
-        return _done(node, start)
+        return node, None
     node.model_json = run.model_json
     try:
         model = model_from_json(run.model_json)
     except ModelError as exc:
         node.error = {"kind": "serialization", "type": type(exc).__name__, "message": str(exc)}
-        return _done(node, start)
+        return node, None
     node.model = model
     # sympy on an untrusted model: bounded in time (within the search's budget) and memory
     seconds = min(CHECK_SECONDS, max(5.0, fit_config.max_seconds or CHECK_SECONDS))
@@ -121,7 +179,7 @@ def evaluate_candidate(
         node.checks = [c.to_dict() for c in run_checks_bounded(model, seconds)]
     except HostLimitError as exc:
         node.error = {"kind": "limit", "type": "HostLimitError", "message": str(exc)}
-        return _done(node, start)
+        return node, None
     unused = [name for name in task.input_names if name not in model.controls_]
     if unused:
         node.checks.append({
@@ -145,26 +203,29 @@ def evaluate_candidate(
         })
     if any(not c["passed"] and c.get("severity") == "error" for c in node.checks):
         node.status = FAILED_CHECKS
-        return _done(node, start)
-    try:
-        data = task.data
-        if task.validate_until is not None:
-            data, _ = data.split(task.validate_until)
-        result = fit_model(model, data, fit_config, train_until=task.train_until,
-                           controls=task.controls_for(model.control_names) or None)
-    except Exception as exc:  # any fit failure is feedback for the repair loop, not a crash
+        return node, None
+    data = task.data
+    if task.validate_until is not None:
+        data, _ = data.split(task.validate_until)
+    return node, FitJob(model, data, task.train_until,
+                        task.controls_for(model.control_names), fit_config)
+
+
+def finish_candidate(node: Node, outcome: FitResult | FitFailure, start: float) -> Node:
+    """The node after its fit: ``ok`` with a finite likelihood, else ``fit_failed``.
+    Both ways a fit can fail (it raised, or it found no finite likelihood) end here."""
+    if isinstance(outcome, FitFailure):
         node.status = FIT_FAILED
-        node.error = {"kind": "fit", "type": type(exc).__name__, "message": str(exc),
-                      "traceback": traceback.format_exc(limit=3)}
+        node.error = outcome.to_dict()
         return _done(node, start)
-    node.fit_result = result
-    node.fit = result.to_dict()
-    node.aic = result.aic
-    node.validation_error = result.validation_error
-    if not math.isfinite(result.log_likelihood):
+    node.fit_result = outcome
+    node.fit = outcome.to_dict()
+    node.aic = outcome.aic
+    node.validation_error = outcome.validation_error
+    if not math.isfinite(outcome.log_likelihood):
         node.status = FIT_FAILED
         node.error = {"kind": "fit", "type": "NonFinite",
-                      "message": f"the fit found no finite likelihood: {result.message}"}
+                      "message": f"the fit found no finite likelihood: {outcome.message}"}
         return _done(node, start)
     node.status = OK
     return _done(node, start)

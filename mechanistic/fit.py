@@ -41,7 +41,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,20 @@ class FitConfig:
         out = asdict(self)
         out["solver"] = None if self.solver is None else solver_to_dict(self.solver)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitConfig:
+        """The inverse of :meth:`to_dict` (unknown keys are an error, as a typo is)."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a fit configuration must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fit setting(s) {unknown}; known: {sorted(known)}")
+        given = dict(data)
+        if given.get("solver") is not None:
+            given["solver"] = solver_from_dict(given["solver"])
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------ transforms
