@@ -26,8 +26,17 @@ from mechanistic.serialize import model_from_json
 from sandbox.runner import run_model_module
 from sandbox.spec import Sandbox
 
-__all__ = ["FitFailure", "FitJob", "Node", "evaluate_candidate", "feedback_for",
-           "finish_candidate", "prepare_candidate", "run_fit_job"]
+__all__ = [
+    "FitFailure",
+    "FitJob",
+    "Node",
+    "done",
+    "evaluate_candidate",
+    "feedback_for",
+    "finish_candidate",
+    "prepare_candidate",
+    "run_fit_job",
+]
 
 # Node status, in the order a candidate passes the stages.
 INVALID = "invalid"              # the module did not produce a model in the sandbox
@@ -141,7 +150,7 @@ def evaluate_candidate(
     node, job = prepare_candidate(task, candidate, sandbox=sandbox, fit_config=fit_config,
                                   log=log, depth=depth, repairs=repairs)
     if job is None:
-        return _done(node, start)
+        return done(node, start)
     return finish_candidate(node, run_fit_job(job), start)
 
 
@@ -217,7 +226,7 @@ def finish_candidate(node: Node, outcome: FitResult | FitFailure, start: float) 
     if isinstance(outcome, FitFailure):
         node.status = FIT_FAILED
         node.error = outcome.to_dict()
-        return _done(node, start)
+        return done(node, start)
     node.fit_result = outcome
     node.fit = outcome.to_dict()
     node.aic = outcome.aic
@@ -226,12 +235,13 @@ def finish_candidate(node: Node, outcome: FitResult | FitFailure, start: float) 
         node.status = FIT_FAILED
         node.error = {"kind": "fit", "type": "NonFinite",
                       "message": f"the fit found no finite likelihood: {outcome.message}"}
-        return _done(node, start)
+        return done(node, start)
     node.status = OK
-    return _done(node, start)
+    return done(node, start)
 
 
-def _done(node: Node, start: float) -> Node:
+def done(node: Node, start: float) -> Node:
+    """The node with its wall time since ``start``."""
     node.wall_time = time.perf_counter() - start
     return node
 

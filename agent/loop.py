@@ -16,7 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from agent.core import Candidate, Critique, EventSink, Proposer, Task
-from agent.evaluate import Node, evaluate_candidate, feedback_for, with_origin
+from agent.evaluate import (
+    FitJob,
+    Node,
+    done,
+    feedback_for,
+    finish_candidate,
+    prepare_candidate,
+    run_fit_job,
+    with_origin,
+)
+from agent.fitpool import FitPool
 from agent.verdict import Verdict, judge
 from mechanistic.fit import FitConfig
 from sandbox.spec import Sandbox
@@ -46,6 +56,10 @@ class SearchConfig:
     max_tokens: int | None = None
     max_seconds: float | None = None
     seed: int = 0
+    # Fit worker processes (agent/fitpool.py): 0 fits in this process, one candidate after
+    # another; N >= 1 evaluates the candidates of one proposal or refinement side by side.
+    # The nodes are committed in the same order either way, so the tree is the same.
+    workers: int = 0
     fit: FitConfig = field(default_factory=lambda: FitConfig(
         starts=4, adam_steps=120, lbfgs_steps=30, polish_starts=2, neural_steps=200))
 
@@ -58,6 +72,10 @@ class SearchConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"SearchConfig.{name} must be True or False, got "
                                  f"{getattr(self, name)!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or \
+                self.workers < 0:
+            raise ValueError(f"SearchConfig.workers must be an integer >= 0, got "
+                             f"{self.workers!r}")
         if not isinstance(self.max_repairs, int) or self.max_repairs < 0:
             raise ValueError(f"SearchConfig.max_repairs must be >= 0, got {self.max_repairs!r}")
         for name in ("max_llm_calls", "max_tokens", "max_seconds"):
@@ -74,7 +92,7 @@ class SearchConfig:
             "max_llm_calls": self.max_llm_calls,
             "max_tokens": self.max_tokens,
             "max_seconds": self.max_seconds, "seed": self.seed, "fit": self.fit.to_dict(),
-        }
+        }  # not ``workers``: where the fits run does not change the search's result
 
 
 @dataclass
@@ -140,11 +158,11 @@ class Search:
     # ------------------------------------------------------------------ the loop
     def run(self) -> SearchResult:
         stop = "search space exhausted: no valid node left to refine"
+        self.pool = FitPool(self.config.workers) if self.config.workers else None
         try:
             if not self.nodes:
-                for candidate in self._ask(lambda: self.proposer.propose(
-                        self.task, self.config.initial)):
-                    self._add(with_origin(candidate, "propose", None), depth=0)
+                self._add_all([with_origin(c, "propose", None) for c in self._ask(
+                    lambda: self.proposer.propose(self.task, self.config.initial))], depth=0)
             if not any(n.ok for n in self.nodes.values()):
                 stop = "no proposed structure produced a valid, fitted simulator"
             elif not self.config.expand:
@@ -155,22 +173,47 @@ class Search:
                 children = self._ask(lambda n=node, c=critique: self.proposer.refine(
                     self.task, n.candidate, c, self.config.refinements))
                 children += self._distilled(node, self.config.refinements)
-                for child in children:
-                    self._add(with_origin(child, "refine", node.id), depth=node.depth + 1)
+                self._add_all([with_origin(c, "refine", node.id) for c in children],
+                              depth=node.depth + 1)
                 node.expanded = True
                 self._saved(node)
         except BudgetExhausted as exc:
             stop = str(exc)
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool = None
         self._event("stop", reason=stop)
         result = SearchResult(list(self.nodes.values()), stop, self._usage())
         result.verdict = judge(self.task, result.best)
         self._event("verdict", **result.verdict.to_dict())
         return result
 
-    def _add(self, candidate: Candidate, depth: int) -> None:
+    def _add_all(self, candidates: list[Candidate], depth: int) -> None:
+        """Add candidates in order. With fit workers, the first evaluation of each is
+        started ahead (prepared and its fit queued) and committed when its turn comes, so
+        the tree, the budgets and the trajectory are those of the sequential order; what
+        a budget ends before its turn is discarded."""
+        ahead: dict[str, _Ahead] = {}
+        if self.pool is not None:
+            room = self.config.max_nodes - self.evaluated
+            for candidate in candidates:
+                if len(ahead) >= room or self._out_of_time():
+                    break
+                if candidate.id not in self.nodes and candidate.id not in ahead:
+                    ahead[candidate.id] = self._start(candidate, depth, repairs=0)
+        try:
+            for candidate in candidates:
+                self._add(candidate, depth, ahead.pop(candidate.id, None))
+        finally:
+            for left in ahead.values():
+                if left.ticket is not None and self.pool is not None:
+                    self.pool.discard(left.ticket)
+
+    def _add(self, candidate: Candidate, depth: int, ahead: _Ahead | None = None) -> None:
         """Evaluate a candidate; while it fails, ask for repairs (bounded). A fitted hybrid
         made by distillation is distilled at once: its closed-form child is the point."""
-        node = self._evaluate(candidate, depth, repairs=0)
+        node = self._evaluate(candidate, depth, repairs=0, ahead=ahead)
         while node is not None and not node.ok and node.repairs < self.config.max_repairs:
             if node.candidate.proposer == "distill":
                 return  # a hybrid or distilled child that fails is a result, not a repair job
@@ -218,26 +261,50 @@ class Search:
             node = self.nodes[node.candidate.parent]
         return node.candidate.structure
 
-    def _evaluate(self, candidate: Candidate, depth: int, repairs: int) -> Node | None:
+    def _evaluate(self, candidate: Candidate, depth: int, repairs: int,
+                  ahead: _Ahead | None = None) -> Node | None:
         if candidate.id in self.nodes:
             self._event("duplicate", node=candidate.id)
             return None
         self._check_budget(evaluating=True)
         self._event("evaluate", node=candidate.id, structure=candidate.structure,
                     origin=candidate.origin, parent=candidate.parent)
-        fit_config = self._fit_config
-        if self.config.max_seconds is not None:  # the time budget holds inside a fit too
-            left = self.config.max_seconds - (time.monotonic() - self.started)
-            fit_config = replace(fit_config, max_seconds=max(5.0, left))
-        node = evaluate_candidate(self.task, candidate, sandbox=self.sandbox,
-                                  fit_config=fit_config, log=self.log, depth=depth,
-                                  repairs=repairs)
+        node = self._finish(ahead or self._start(candidate, depth, repairs))
         self.evaluated += 1
         self.nodes[node.id] = node
         self._event("evaluated", node=node.id, status=node.status,
                     validation_error=node.validation_error, score=_finite(node.score))
         self._saved(node)
         return node
+
+    def _start(self, candidate: Candidate, depth: int, repairs: int) -> _Ahead:
+        """Everything before the fit, and the fit queued on a worker when there are any;
+        the events are held until the node's turn (:meth:`_finish`)."""
+        fit_config = self._fit_config
+        if self.config.max_seconds is not None:  # the time budget holds inside a fit too
+            left = self.config.max_seconds - (time.monotonic() - self.started)
+            fit_config = replace(fit_config, max_seconds=max(5.0, left))
+        events: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        node, job = prepare_candidate(self.task, candidate, sandbox=self.sandbox,
+                                      fit_config=fit_config, log=events.append, depth=depth,
+                                      repairs=repairs)
+        ticket = self.pool.submit(job) if job is not None and self.pool is not None else None
+        return _Ahead(node, job, ticket, events, started)
+
+    def _finish(self, ahead: _Ahead) -> Node:
+        for event in ahead.events:
+            if self.log is not None:
+                self.log(event)
+        if ahead.job is None:
+            return done(ahead.node, ahead.started)
+        outcome = run_fit_job(ahead.job) if ahead.ticket is None or self.pool is None else \
+            self.pool.result(ahead.ticket)
+        return finish_candidate(ahead.node, outcome, ahead.started)
+
+    def _out_of_time(self) -> bool:
+        return self.config.max_seconds is not None and \
+            time.monotonic() - self.started >= self.config.max_seconds
 
     def _ask(self, call: Callable[[], T]) -> T:
         """Call the proposer, inside the budget (no node left: no point in asking)."""
@@ -270,6 +337,17 @@ class Search:
                 "completion_tokens": usage.completion_tokens, "tokens": usage.tokens,
                 "llm_seconds": round(usage.seconds, 3), "nodes": self.evaluated,
                 "wall_seconds": round(time.monotonic() - self.started, 3)}
+
+
+@dataclass
+class _Ahead:
+    """A candidate prepared (and its fit queued) before its turn."""
+
+    node: Node
+    job: FitJob | None
+    ticket: Any
+    events: list[dict[str, Any]]
+    started: float
 
 
 def _finite(x: float) -> float | None:

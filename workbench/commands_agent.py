@@ -114,13 +114,18 @@ def model_command(
         "--start-from", help="A model (SBML .xml, Antimony .ant, JSON or module) to "
                              "evaluate first, as a candidate; its observables must be "
                              "columns of the data.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=0, max=64, help="Fit worker processes evaluating candidates side "
+                                         "by side (default: the CPUs, at most 4; 0 fits "
+                                         "in this process). The result does not depend "
+                                         "on it.")] = None,
 ) -> None:
     """Describe a system, hand over data, get ranked, validated, fitted simulators."""
     from workbench.cli import _console, _user_errors
     with _user_errors(), _llm_errors():
         _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                    llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
-                   max_seconds, seed, resume, _console, inputs, start_from)
+                   max_seconds, seed, resume, _console, inputs, start_from, workers=workers)
 
 
 def predict_command(
@@ -210,8 +215,9 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                base_url: str | None, max_nodes: int, initial: int, max_llm_calls: int | None,
                max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
                console_factory: Any, inputs_option: str | None = None,
-               start_from: Path | None = None) -> None:
+               start_from: Path | None = None, *, workers: int | None = None) -> None:
     from agent.core import Task
+    from agent.fitpool import default_workers
     from agent.loop import Search, SearchConfig
     from agent.store import RunStore
     from mechanistic.data import load_csv
@@ -249,7 +255,8 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
         nodes = []
     config = SearchConfig(initial=initial, max_nodes=max_nodes, max_llm_calls=max_llm_calls,
                           max_tokens=max_tokens, max_seconds=max_seconds, seed=seed,
-                          distill=True)
+                          distill=True, workers=default_workers() if workers is None else
+                          workers)
     meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed,
             "search": config.to_dict()}
     if not resume:

@@ -138,7 +138,7 @@ def test_newton_polish_never_makes_a_point_worse_and_stops_on_non_finite_probes(
         return np.where(x[:, 0] > 0.5, np.nan, out)
 
     x0 = np.array([[0.5 - 1e-4]])
-    u, f, _ = newton_polish(cliff, x0, cliff(x0), steps=20)
+    _, f, _ = newton_polish(cliff, x0, cliff(x0), steps=20)
     assert f[0] <= cliff(x0)[0] and np.isfinite(f[0])
 
 
