@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -119,13 +120,18 @@ def model_command(
                                          "by side (default: the CPUs, at most 4; 0 fits "
                                          "in this process). The result does not depend "
                                          "on it.")] = None,
+    fit_strategy: Annotated[str, typer.Option(
+        "--fit-strategy", help="shooting (segments fitted side by side, then one trajectory; "
+                               "the default) or single (the whole window at every step, "
+                               "the fitter before issue 15).")] = "shooting",
 ) -> None:
     """Describe a system, hand over data, get ranked, validated, fitted simulators."""
     from workbench.cli import _console, _user_errors
     with _user_errors(), _llm_errors():
         _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                    llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
-                   max_seconds, seed, resume, _console, inputs, start_from, workers=workers)
+                   max_seconds, seed, resume, _console, inputs, start_from, workers=workers,
+                   fit_strategy=fit_strategy)
 
 
 def predict_command(
@@ -215,12 +221,14 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                base_url: str | None, max_nodes: int, initial: int, max_llm_calls: int | None,
                max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
                console_factory: Any, inputs_option: str | None = None,
-               start_from: Path | None = None, *, workers: int | None = None) -> None:
+               start_from: Path | None = None, *, workers: int | None = None,
+               fit_strategy: str = "shooting") -> None:
     from agent.core import Task
     from agent.fitpool import default_workers
     from agent.loop import Search, SearchConfig
     from agent.store import RunStore
     from mechanistic.data import load_csv
+    from mechanistic.fit import STRATEGIES
     from sandbox.auto import backend_source, open_sandbox
     from sandbox.auto import describe as describe_sandbox
     from workbench.main_job import check_integration_grid
@@ -257,6 +265,11 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                           max_tokens=max_tokens, max_seconds=max_seconds, seed=seed,
                           distill=True, workers=default_workers() if workers is None else
                           workers)
+    if fit_strategy != config.fit.strategy:
+        if fit_strategy not in STRATEGIES:
+            raise ValueError(f"--fit-strategy must be one of {', '.join(STRATEGIES)}, got "
+                             f"{fit_strategy!r}")
+        config = replace(config, fit=replace(config.fit, strategy=fit_strategy))
     meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed,
             "search": config.to_dict()}
     if not resume:
