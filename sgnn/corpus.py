@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +23,7 @@ from mechanistic.fit import ParameterTransform
 from mechanistic.model import Model
 from mechanistic.observation import ObservationModel
 from mechanistic.simulate import RK4, compile_model
+from sgnn.heads import DEFAULT_HEADS, Draw, Head, make_head
 
 __all__ = ["Batch", "BatchSource", "CachedCorpus", "Corpus", "CorpusConfig", "block_rng"]
 
@@ -92,39 +93,65 @@ class CorpusConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+ARRAYS = ("context", "mask", "structure", "theta", "context_len", "delay")
+"""The arrays every batch has: the network's inputs and what each window was drawn as.
+The heads' targets come after them (``Batch.targets``)."""
+
+OPTIONAL = ("clean", "latent")
+"""Arrays a batch may carry for diagnostics and tests; never shipped unless present."""
+
+
 @dataclass
 class Batch:
     """One batch of windows. Padding and missing cells hold 0 with mask 0.
 
-    ``theta`` holds every structure's free parameters side by side in the unconstrained
-    space (NaN outside the sample's own structure), so one head serves all structures.
-    ``clean`` is the expected reported value (after drift, delay, weekday effect, before
-    noise) over the full window; ``latent`` the simulator's observable on its whole grid.
+    ``structure`` and ``theta`` say what each window was drawn from: the structure's
+    index, and every structure's free parameters side by side in the unconstrained space
+    (NaN outside the sample's own structure), so one parameter head serves all
+    structures. ``targets`` holds the configured heads' arrays by the names the heads
+    declare (:attr:`sgnn.heads.Head.arrays`; the forecast head's are ``target [B, H, O]``
+    and ``target_mask``), also readable as attributes (``batch.target``). ``clean`` is
+    the expected reported value (after drift, delay, weekday effect, before noise) over
+    the full window; ``latent`` the simulator's observable on its whole grid.
     """
 
     context: torch.Tensor        # [B, C, O]
     mask: torch.Tensor           # [B, C, O]
-    target: torch.Tensor         # [B, H, O]
-    target_mask: torch.Tensor    # [B, H, O]
     structure: torch.Tensor      # [B] int64
     theta: torch.Tensor          # [B, P]
     context_len: torch.Tensor    # [B] int64
     delay: torch.Tensor          # [B] int64
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
     clean: torch.Tensor | None = None   # [B, C + H, O]
     latent: torch.Tensor | None = None  # [B, grid, O]
 
     def __len__(self) -> int:
-        return int(self.structure.shape[0])
+        return int(self.context.shape[0])
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        targets = self.__dict__.get("targets")
+        if targets is not None and name in targets:
+            return targets[name]
+        raise AttributeError(f"{type(self).__name__} has no field or target array {name!r}")
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """Every array by name (``ARRAYS``, then the targets), without ``OPTIONAL``."""
+        return {**{key: getattr(self, key) for key in ARRAYS}, **self.targets}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, torch.Tensor]) -> Batch:
+        """The inverse of :meth:`arrays` (``OPTIONAL`` arrays taken where present): how a
+        cached file or a Ray worker's block becomes a batch again."""
+        targets = {k: v for k, v in arrays.items() if k not in ARRAYS and k not in OPTIONAL}
+        return cls(**{key: arrays[key] for key in ARRAYS}, targets=targets,
+                   **{key: arrays.get(key) for key in OPTIONAL})
 
     def slice(self, lo: int, hi: int) -> Batch:
         """Rows ``lo:hi`` (views, no copies)."""
-        return Batch(*(None if v is None else v[lo:hi] for v in (
-            self.context, self.mask, self.target, self.target_mask, self.structure, self.theta,
-            self.context_len, self.delay, self.clean, self.latent)))
-
-
-ARRAYS = ("context", "mask", "target", "target_mask", "structure", "theta", "context_len",
-          "delay")
+        return Batch(**{key: getattr(self, key)[lo:hi] for key in ARRAYS},
+                     targets={key: v[lo:hi] for key, v in self.targets.items()},
+                     **{key: None if getattr(self, key) is None else getattr(self, key)[lo:hi]
+                        for key in OPTIONAL})
 
 
 def block_rng(seed: int, index: int) -> np.random.Generator:
@@ -154,12 +181,17 @@ class BatchSource(Protocol):
 
 
 class Corpus:
-    """A weighted mixture of structures; ``batch(n)`` draws ``n`` fresh windows."""
+    """A weighted mixture of structures; ``batch(n)`` draws ``n`` fresh windows.
+
+    ``heads`` names the :mod:`sgnn.heads` whose targets each batch carries (a network
+    trained on the corpus may use any of them).
+    """
 
     def __init__(self, models: Sequence[Model], config: CorpusConfig | None = None,
                  weights: Sequence[float] | None = None,
                  fits: Sequence[Mapping[str, float] | None] | None = None,
-                 names: Sequence[str] | None = None) -> None:
+                 names: Sequence[str] | None = None,
+                 heads: Sequence[str] = DEFAULT_HEADS) -> None:
         if not models:
             raise ValueError("a corpus needs at least one model")
         self.config = config or CorpusConfig()
@@ -183,6 +215,8 @@ class Corpus:
         self._compiled = [None] * len(models)
         self._noise = [ObservationModel(m) for m in models]
         self._rng = np.random.default_rng(self.config.seed)
+        self.head_names = tuple(heads)
+        self.heads = _target_heads(self.head_names)
 
     @property
     def n_params(self) -> int:
@@ -244,11 +278,10 @@ class Corpus:
         joined = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
         order = rng.permutation(n)
         joined = {key: v[order] for key, v in joined.items()}
-        out = {key: torch.as_tensor(joined[key]) for key in ARRAYS}
-        for key in ("context", "mask", "target", "target_mask", "theta"):
-            out[key] = out[key].float()
-        return Batch(**out, clean=torch.as_tensor(joined["clean"]).float(),
-                     latent=torch.as_tensor(joined["latent"]).float() if keep_latent else None)
+        out = {key: _as_batch_tensor(v) for key, v in joined.items() if key not in OPTIONAL}
+        return Batch.from_arrays({**out, "clean": torch.as_tensor(joined["clean"]).float(),
+                                  "latent": torch.as_tensor(joined["latent"]).float()
+                                  if keep_latent else None})
 
     def _structure_piece(self, k: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         cfg = self.config
@@ -288,18 +321,22 @@ class Corpus:
         ctx_mask = observed[:, :cfg.n_context] & keep[:, :, None]
         theta = np.full((m, self.n_params), np.nan)
         theta[:, self.offsets[k]:self.offsets[k + 1]] = u
-        return {
+        draw = Draw(structure=k, theta=theta, params=params, values=values, observed=observed,
+                    clean=expected, latent=obs[:, :, cols], n_context=cfg.n_context,
+                    context_len=ctx_len.astype(np.int64), delay=delay.astype(np.int64))
+        piece = {
             "context": np.where(ctx_mask, values[:, :cfg.n_context], 0.0),
             "mask": ctx_mask.astype(np.float32),
-            "target": values[:, cfg.n_context:],
-            "target_mask": observed[:, cfg.n_context:].astype(np.float32),
             "structure": np.full(m, k, dtype=np.int64),
             "theta": theta,
-            "context_len": ctx_len.astype(np.int64),
-            "delay": delay.astype(np.int64),
+            "context_len": draw.context_len,
+            "delay": draw.delay,
             "clean": expected,
-            "latent": obs[:, :, cols],
+            "latent": draw.latent,
         }
+        for head in self.heads:  # after every random number: heads draw none
+            piece.update(_head_targets(head, draw, m))
+        return piece
 
     def batch_at(self, index: int, size: int) -> Batch:
         """Block ``index`` of ``size`` windows: a pure function of (seed, index, size)."""
@@ -311,8 +348,9 @@ class Corpus:
 
     def save(self, path: str | Path, n: int, batch_size: int = 4096) -> Path:
         """Draw ``n`` windows and cache them as a plain ``.npz`` (no pickle)."""
-        parts = [self.batch(min(batch_size, n - lo)) for lo in range(0, n, batch_size)]
-        arrays = {key: torch.cat([getattr(p, key) for p in parts]).numpy() for key in ARRAYS}
+        parts = [self.batch(min(batch_size, n - lo)).arrays()
+                 for lo in range(0, n, batch_size)]
+        arrays = {key: torch.cat([p[key] for p in parts]).numpy() for key in parts[0]}
         path = Path(path)
         np.savez(path, **arrays)
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
@@ -323,7 +361,7 @@ class CachedCorpus:
 
     def __init__(self, path: str | Path, seed: int = 0) -> None:
         with np.load(path, allow_pickle=False) as data:
-            self.arrays = {key: torch.as_tensor(data[key]) for key in ARRAYS}
+            self.arrays = {key: torch.as_tensor(data[key]) for key in data.files}
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 
@@ -332,8 +370,42 @@ class CachedCorpus:
 
     def batch(self, n: int, rng: np.random.Generator | None = None) -> Batch:
         pick = torch.as_tensor((rng or self._rng).choice(len(self), n, replace=n > len(self)))
-        return Batch(**{key: v[pick] for key, v in self.arrays.items()})
+        return Batch.from_arrays({key: v[pick] for key, v in self.arrays.items()})
 
     def batch_at(self, index: int, size: int) -> Batch:
         """Block ``index``: ``size`` cached windows picked by a shuffle seeded (seed, index)."""
         return self.batch(size, rng=block_rng(self.seed, index))
+
+
+def _target_heads(names: Sequence[str]) -> list[Head]:
+    """The heads a corpus cuts targets for; their arrays may not clash with each other's
+    or with a batch's own."""
+    heads = [make_head(name) for name in names]
+    taken = set(ARRAYS) | set(OPTIONAL) | {"targets"}
+    for head in heads:
+        for key in head.arrays:
+            if key in taken:
+                raise ValueError(f"SGNN head {head.name!r}: target array {key!r} is taken "
+                                 f"by the batch or another head; rename it")
+            taken.add(key)
+    return heads
+
+
+def _head_targets(head: Head, draw: Draw, m: int) -> dict[str, np.ndarray]:
+    """A head's targets for a draw of ``m`` windows, checked against what it declares."""
+    got = head.targets(draw)
+    if set(got) != set(head.arrays):
+        raise ValueError(f"SGNN head {head.name!r}: targets() gave {sorted(got)}, its "
+                         f"arrays are {list(head.arrays)}")
+    out = {key: np.asarray(got[key]) for key in head.arrays}
+    for key, value in out.items():
+        if value.ndim == 0 or value.shape[0] != m:
+            raise ValueError(f"SGNN head {head.name!r}: target {key!r} has shape "
+                             f"{value.shape}, not {m} rows")
+    return out
+
+
+def _as_batch_tensor(values: np.ndarray) -> torch.Tensor:
+    """Floating arrays become float32 (what the network computes in), others stay."""
+    tensor = torch.as_tensor(values)
+    return tensor.float() if tensor.is_floating_point() else tensor

@@ -1,4 +1,4 @@
-"""The SGNN: a small time-series encoder with three heads.
+"""The SGNN: a small time-series encoder with heads on its pooled embedding.
 
 Inputs are the observed channels on a signed-log scale, centred per series, plus their
 missing-value masks: counts span orders of magnitude between outbreaks, and a network
@@ -6,27 +6,46 @@ that sees raw counts would spend its capacity on scale. The centre itself is fed
 heads, because absolute level carries information (the reporting fraction, the size of
 the population reached). A 1-d convolution picks up local shape (weekday wiggles, the
 curvature of growth), a transformer encoder relates distant points (the peak against the
-onset). Heads: forecast quantiles (pinball loss), parameter posterior quantiles in each
-structure's unconstrained space, and structure logits.
+onset). The heads are :mod:`sgnn.heads` (by default forecast quantiles, parameter
+posterior quantiles in each structure's unconstrained space, and structure logits); the
+network builds, applies and weighs the ones its config names and knows none by name.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from sgnn.heads import DEFAULT_HEADS, Head, make_head
+from sgnn.layers import from_scaled, pinball_loss, scale_inputs, slog
+
+if TYPE_CHECKING:
+    from sgnn.corpus import Batch
 
 __all__ = ["SGNN", "SGNNConfig", "from_scaled", "pinball_loss", "scale_inputs", "slog"]
+
+_LEGACY_WEIGHTS = ("weight_forecast", "weight_params", "weight_structure")
+"""Loss weights of checkpoints written before heads had an interface (one per built-in)."""
+
+
+def _default_heads() -> dict[str, float]:
+    return {name: make_head(name).default_weight for name in DEFAULT_HEADS}
 
 
 @dataclass(frozen=True)
 class SGNNConfig:
-    """Shape of the network; the corpus fixes the first five fields."""
+    """Shape of the network; the corpus fixes the first five fields.
+
+    ``n_heads`` is the transformer's attention heads; ``heads`` the outputs
+    (:mod:`sgnn.heads`), by name, each mapped to its weight in the loss, in the order
+    they are built (which fixes the weights' initialisation). A sequence of names takes
+    each head's ``default_weight``.
+    """
 
     n_context: int
     horizon: int
@@ -39,9 +58,7 @@ class SGNNConfig:
     n_layers: int = 2
     kernel: int = 5
     dropout: float = 0.0
-    weight_forecast: float = 1.0
-    weight_params: float = 1.0
-    weight_structure: float = 1.0
+    heads: Mapping[str, float] = field(default_factory=_default_heads)
 
     def __post_init__(self) -> None:
         for name in ("n_context", "horizon", "n_observables", "n_structures", "d_model",
@@ -61,6 +78,7 @@ class SGNNConfig:
         object.__setattr__(self, "quantiles", q)
         if not 0 <= self.dropout < 1:
             raise ValueError("SGNNConfig.dropout must be in [0, 1)")
+        object.__setattr__(self, "heads", _head_weights(self.heads))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -73,6 +91,8 @@ class SGNNConfig:
         args = {k: v for k, v in data.items() if k in known}
         if "quantiles" in args:
             args["quantiles"] = tuple(args["quantiles"])
+        if "heads" not in args and any(k in data for k in _LEGACY_WEIGHTS):
+            args["heads"] = {k[len("weight_"):]: data.get(k, 1.0) for k in _LEGACY_WEIGHTS}
         return cls(**args)
 
     def interval(self, level: float) -> tuple[int, int]:
@@ -86,57 +106,39 @@ class SGNNConfig:
         raise ValueError(f"the network has no {level:.0%} interval among quantiles {qs}")
 
 
-def slog(x: torch.Tensor) -> torch.Tensor:
-    """Signed log1p: counts become additive-scale, negatives stay allowed."""
-    return torch.sign(x) * torch.log1p(x.abs())
+def _head_weights(heads: Mapping[str, float] | Sequence[str]) -> dict[str, float]:
+    """``SGNNConfig.heads`` checked: registered names, finite weights >= 0, distinct
+    output keys and module attributes."""
+    if isinstance(heads, str) or not isinstance(heads, Mapping | Sequence):
+        raise ValueError(f"SGNNConfig.heads must map head names to loss weights, "
+                         f"got {heads!r}")
+    if not isinstance(heads, Mapping):
+        heads = {name: make_head(name).default_weight for name in heads}
+    if not heads:
+        raise ValueError("SGNNConfig.heads: a network needs at least one head")
+    out: dict[str, float] = {}
+    keys, modules = {"embedding"}, set(_ENCODER_PARTS)
+    for name, weight in heads.items():
+        head = make_head(name)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+                math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"SGNNConfig.heads[{name!r}]: a loss weight is a number >= 0, "
+                             f"got {weight!r}")
+        if head.key in keys or head.module_name in modules:
+            raise ValueError(f"SGNNConfig.heads: head {name!r} (output {head.key!r}, module "
+                             f"{head.module_name!r}) clashes with another part")
+        keys.add(head.key)
+        modules.add(head.module_name)
+        out[name] = float(weight)
+    return out
 
 
-def from_scaled(z: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`slog` (monotone, so quantiles map to quantiles)."""
-    return torch.sign(z) * torch.expm1(z.abs())
-
-
-def scale_inputs(context: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-series centre (masked mean of slog values, ``[B, O]``) and centred values."""
-    z = slog(context) * mask
-    count = mask.sum(dim=1).clamp_min(1.0)
-    centre = z.sum(dim=1) / count
-    return (z - centre[:, None, :]) * mask, centre
-
-
-def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean pinball (quantile) loss; ``pred [..., Q]``, ``target [...]``, mask over target.
-
-    Minimised by the true quantiles, so the heads learn calibrated intervals, not means.
-    """
-    diff = target.unsqueeze(-1) - pred
-    loss = torch.maximum(quantiles * diff, (quantiles - 1) * diff)
-    if mask is None:
-        return loss.mean()
-    weight = mask.unsqueeze(-1).expand_as(loss)
-    return (loss * weight).sum() / weight.sum().clamp_min(1.0)
-
-
-class _Monotone(nn.Module):
-    """Linear head giving ``n`` monotone quantile vectors: a median plus softplus gaps."""
-
-    def __init__(self, d: int, n: int, q: int) -> None:
-        super().__init__()
-        self.n, self.q = n, q
-        self.linear = nn.Linear(d, n * q)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        raw = self.linear(h).reshape(h.shape[0], self.n, self.q)
-        mid = self.q // 2
-        centre = raw[..., mid:mid + 1]
-        up = torch.cumsum(F.softplus(raw[..., mid + 1:]), dim=-1)
-        down = torch.flip(torch.cumsum(torch.flip(F.softplus(raw[..., :mid]), [-1]), -1), [-1])
-        return torch.cat([centre - down, centre, centre + up], dim=-1)
+_ENCODER_PARTS = ("conv", "position", "encoder", "pool", "quantiles", "config", "heads")
+"""Attribute names of the network itself, which no head module may take."""
 
 
 class SGNN(nn.Module):
-    """Encoder + heads; ``forward`` returns forecast, parameter and structure outputs."""
+    """Encoder + the configured heads; ``forward`` returns each head's output by key."""
 
     def __init__(self, config: SGNNConfig) -> None:
         super().__init__()
@@ -150,10 +152,12 @@ class SGNN(nn.Module):
                                            norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
         self.pool = nn.Sequential(nn.Linear(2 * d + 2 * o + 1, d), nn.GELU(), nn.Linear(d, d))
-        nq = len(c.quantiles)
-        self.forecast_head = _Monotone(d, c.horizon * o, nq)
-        self.param_head = _Monotone(d, max(c.n_params, 1), nq)
-        self.structure_head = nn.Linear(d, c.n_structures)
+        self.heads: list[Head] = [make_head(name) for name in c.heads]
+        for head in self.heads:  # in config order: the order fixes the initialisation
+            if hasattr(self, head.module_name):
+                raise ValueError(f"head {head.name!r}: the network already has an attribute "
+                                 f"{head.module_name!r}; give the head another `attribute`")
+            self.add_module(head.module_name, head.build(c))
         self.register_buffer("quantiles", torch.tensor(c.quantiles), persistent=False)
 
     def encode(self, context: torch.Tensor, mask: torch.Tensor
@@ -174,24 +178,20 @@ class SGNN(nn.Module):
         return self.pool(feats), centre
 
     def forward(self, context: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``forecast [B, H, O, Q]`` on the slog scale, ``params [B, P, Q]``, ``logits``."""
-        c = self.config
+        """Each head's output under its key (built-ins: ``forecast [B, H, O, Q]`` on the
+        slog scale, ``params [B, P, Q]``, ``logits [B, K]``), plus ``embedding``."""
         emb, centre = self.encode(context, mask)
-        forecast = self.forecast_head(emb).reshape(-1, c.horizon, c.n_observables,
-                                                   len(c.quantiles))
-        forecast = forecast + centre[:, None, :, None]
-        return {"forecast": forecast, "params": self.param_head(emb)[:, :c.n_params],
-                "logits": self.structure_head(emb), "embedding": emb}
+        out = {head.key: head.forward(getattr(self, head.module_name), emb, centre,
+                                      self.config) for head in self.heads}
+        out["embedding"] = emb
+        return out
 
-    def loss(self, out: Mapping[str, torch.Tensor], target: torch.Tensor,
-             target_mask: torch.Tensor, theta: torch.Tensor, structure: torch.Tensor
-             ) -> dict[str, torch.Tensor]:
-        """The three losses and their weighted total."""
-        c = self.config
-        f = pinball_loss(out["forecast"], slog(target), self.quantiles, target_mask)
-        known = torch.isfinite(theta)
-        p = pinball_loss(out["params"], torch.nan_to_num(theta), self.quantiles,
-                         known.float()) if c.n_params else f * 0
-        s = F.cross_entropy(out["logits"], structure)
-        total = c.weight_forecast * f + c.weight_params * p + c.weight_structure * s
-        return {"total": total, "forecast": f, "params": p, "structure": s}
+    def loss(self, out: Mapping[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+        """Every head's loss by name and their weighted sum, ``total`` (first)."""
+        terms = {head.name: head.loss(out[head.key], batch, self) for head in self.heads}
+        total: torch.Tensor | None = None
+        for name, weight in self.config.heads.items():
+            term = weight * terms[name]
+            total = term if total is None else total + term
+        assert total is not None  # SGNNConfig refuses a network without heads
+        return {"total": total, **terms}

@@ -25,7 +25,7 @@ import torch
 
 from mechanistic.data import ObservedData
 from mechanistic.errors import DataError
-from sgnn.network import from_scaled
+from mechanistic.files import json_data
 from sgnn.train import Checkpoint
 
 __all__ = ["Prediction", "predict", "prepare"]
@@ -37,6 +37,8 @@ class Prediction:
 
     Parameter quantiles are read in each structure's unconstrained space and mapped back
     through its (monotone) transform, so they are quantiles of the natural parameter.
+    Each field is what its head decodes (:meth:`sgnn.heads.Head.decode`), empty when the
+    network lacks that head; other heads' decoded outputs are in ``heads``, by name.
     """
 
     times: np.ndarray
@@ -45,11 +47,15 @@ class Prediction:
     structures: dict[str, float]                    # name -> probability
     params: dict[str, dict[str, list[float]]]       # structure -> parameter -> quantiles
     notes: list[str] = field(default_factory=list)
+    heads: dict[str, Any] = field(default_factory=dict)   # other heads' decoded outputs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"times": self.times.tolist(), "quantiles": list(self.quantiles),
-                "forecast": {k: v.tolist() for k, v in self.forecast.items()},
-                "structures": self.structures, "params": self.params, "notes": self.notes}
+        out = {"times": self.times.tolist(), "quantiles": list(self.quantiles),
+               "forecast": {k: v.tolist() for k, v in self.forecast.items()},
+               "structures": self.structures, "params": self.params, "notes": self.notes}
+        if self.heads:
+            out["heads"] = json_data(self.heads)
+        return out
 
     def frame(self) -> Any:
         """Forecast as a table: t, then ``<observable>_q<level>`` columns."""
@@ -108,47 +114,39 @@ def prepare(checkpoint: Checkpoint, data: ObservedData
             torch.as_tensor(mask, dtype=torch.float32), last, notes)
 
 
+_FIELDS = {"forecast": "forecast", "structure": "structures", "params": "params"}
+"""The built-in heads whose decoded outputs are named fields of :class:`Prediction`."""
+
+
 def predict(checkpoint: Checkpoint, data: ObservedData) -> Prediction:
     """One forward pass; no simulation, so it takes milliseconds."""
     context, mask, last, notes = prepare(checkpoint, data)
     net, corpus = checkpoint.network, checkpoint.corpus
     with torch.no_grad():
         out = net(context, mask)
-    forecast = from_scaled(out["forecast"][0]).numpy()        # [H, O, Q]
-    probs = torch.softmax(out["logits"][0], -1).numpy()
-    params: dict[str, dict[str, list[float]]] = {}
-    q = out["params"][0].double()                            # [P, Q]
-    for k, name in enumerate(corpus.names):
-        lo = corpus.offsets[k]
-        entry = {}
-        for i, (pname, tr) in enumerate(zip(corpus.param_names[k], corpus.transforms[k],
-                                            strict=True)):
-            entry[pname] = [float(v) for v in tr.forward(q[lo + i])]
-        params[name] = entry
+    decoded = {head.name: head.decode(out[head.key][0], corpus, net.config)
+               for head in net.heads}
+    fields = {_FIELDS[name]: decoded.pop(name) for name in list(decoded) if name in _FIELDS}
     cfg = corpus.config
     times = last + cfg.dt * np.arange(1, cfg.horizon + 1)
-    return Prediction(times, net.config.quantiles,
-                      {o: np.maximum(forecast[:, j], 0.0) if _counts(corpus, o) else
-                       forecast[:, j] for j, o in enumerate(corpus.observables)},
-                      {n: float(p) for n, p in zip(corpus.names, probs, strict=True)}, params,
-                      notes)
-
-
-def _counts(corpus: Any, observable: str) -> bool:
-    """Count noise (Poisson, negative binomial) never goes below zero."""
-    noise = type(corpus.models[0].observables_[observable].noise).__name__
-    return noise in ("Poisson", "NegBinomial")
+    return Prediction(times, net.config.quantiles, fields.get("forecast", {}),
+                      fields.get("structures", {}), fields.get("params", {}), notes,
+                      heads=decoded)
 
 
 def describe(prediction: Prediction) -> str:
     """A few lines for a terminal."""
-    best = max(prediction.structures, key=prediction.structures.get)
-    lines = [f"structure: {best} (p={prediction.structures[best]:.2f})"]
+    lines = []
     mid = len(prediction.quantiles) // 2
-    for name, values in prediction.params.get(best, {}).items():
-        lo, hi = values[0], values[-1]
-        lines.append(f"  {name}: {values[mid]:.4g} [{lo:.4g}, {hi:.4g}]")
+    if prediction.structures:
+        best = max(prediction.structures, key=prediction.structures.get)
+        lines.append(f"structure: {best} (p={prediction.structures[best]:.2f})")
+        for name, values in prediction.params.get(best, {}).items():
+            lo, hi = values[0], values[-1]
+            lines.append(f"  {name}: {values[mid]:.4g} [{lo:.4g}, {hi:.4g}]")
     for name, values in prediction.forecast.items():
         lines.append(f"forecast {name}: median at t={prediction.times[-1]:g} is "
                      f"{values[-1, mid]:.4g}" if math.isfinite(values[-1, mid]) else name)
+    for name, value in prediction.heads.items():
+        lines.append(f"{name}: {str(json_data(value))[:200]}")
     return "\n".join(lines)

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sgnn.corpus import ARRAYS, Batch, Corpus, CorpusConfig
+from sgnn.corpus import Batch, Corpus, CorpusConfig
+from sgnn.heads import DEFAULT_HEADS
 from sgnn.train import TrainConfig, epoch_blocks
 
 __all__ = ["EXECUTORS", "CorpusSpec", "CorpusWorker", "ShardedConfig", "ShardedSource",
@@ -89,7 +90,9 @@ class CorpusSpec:
     """Everything a worker needs to rebuild a :class:`Corpus`: plain JSON-ready data.
 
     Models travel as their JSON (what ``mechanistic.serialize`` rebuilds without eval or
-    pickle), so a worker on another machine compiles the very same simulator.
+    pickle), so a worker on another machine compiles the very same simulator. Heads
+    travel by name: a worker finds a plugin's head as the driver does (``MMW_PLUGINS``
+    or an installed entry point, importable there).
     """
 
     models: tuple[str, ...]
@@ -97,6 +100,7 @@ class CorpusSpec:
     weights: tuple[float, ...]
     fits: tuple[Mapping[str, float] | None, ...]
     names: tuple[str, ...]
+    heads: tuple[str, ...] = DEFAULT_HEADS
 
     def __post_init__(self) -> None:
         n = len(self.models)
@@ -115,7 +119,7 @@ class CorpusSpec:
                    config=corpus.config.to_dict(),
                    weights=tuple(float(w) for w in corpus.weights),
                    fits=tuple(None if f is None else dict(f) for f in corpus.fits),
-                   names=tuple(corpus.names))
+                   names=tuple(corpus.names), heads=tuple(corpus.head_names))
 
     def build(self) -> Corpus:
         from mechanistic.serialize import model_from_json
@@ -123,12 +127,12 @@ class CorpusSpec:
         return Corpus([model_from_json(m) for m in self.models],
                       CorpusConfig.from_dict(self.config), weights=list(self.weights),
                       fits=[None if f is None else dict(f) for f in self.fits],
-                      names=list(self.names))
+                      names=list(self.names), heads=self.heads)
 
     def to_json(self) -> str:
         return json.dumps({"models": list(self.models), "config": dict(self.config),
                            "weights": list(self.weights), "fits": list(self.fits),
-                           "names": list(self.names)})
+                           "names": list(self.names), "heads": list(self.heads)})
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,7 @@ class CorpusWorker:
 
 
 def _to_arrays(batch: Batch) -> dict[str, np.ndarray]:
-    out = {key: getattr(batch, key).numpy() for key in ARRAYS}
+    out = {key: value.numpy() for key, value in batch.arrays().items()}
     if batch.clean is not None:
         out["clean"] = batch.clean.numpy()
     return out
@@ -198,9 +202,8 @@ def _to_arrays(batch: Batch) -> dict[str, np.ndarray]:
 
 def _from_arrays(arrays: Mapping[str, np.ndarray]) -> Batch:
     # A copy: object-store buffers are read-only and the trainer owns its tensors.
-    fields = {key: torch.from_numpy(np.array(arrays[key])) for key in ARRAYS}
-    clean = arrays.get("clean")
-    return Batch(**fields, clean=None if clean is None else torch.from_numpy(np.array(clean)))
+    return Batch.from_arrays({key: torch.from_numpy(np.array(value))
+                              for key, value in arrays.items()})
 
 
 def training_plan(config: TrainConfig, start_epoch: int = 0) -> list[tuple[int, int]]:

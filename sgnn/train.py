@@ -119,30 +119,32 @@ class Checkpoint:
 
 
 def network_config(corpus: Corpus, **overrides: Any) -> SGNNConfig:
-    """An :class:`SGNNConfig` shaped for ``corpus``."""
+    """An :class:`SGNNConfig` shaped for ``corpus``, with the corpus's heads unless
+    ``heads`` is overridden (with heads the corpus draws targets for)."""
     cfg = corpus.config
+    overrides.setdefault("heads", corpus.head_names)
     return SGNNConfig(n_context=cfg.n_context, horizon=cfg.horizon,
                       n_observables=len(corpus.observables), n_structures=len(corpus.models),
                       n_params=corpus.n_params, **overrides)
 
 
 def evaluate(net: SGNN, batch: Batch, chunk: int = 1024) -> dict[str, float]:
-    """Mean losses and structure accuracy on a batch, without gradients."""
+    """Mean losses, then the heads' metrics (structure accuracy), without gradients."""
     net.eval()
     sums: dict[str, float] = {}
-    correct = 0
+    metrics: dict[str, float] = {}
     with torch.no_grad():
         for lo in range(0, len(batch), chunk):
-            sl = slice(lo, lo + chunk)
-            out = net(batch.context[sl], batch.mask[sl])
-            losses = net.loss(out, batch.target[sl], batch.target_mask[sl], batch.theta[sl],
-                              batch.structure[sl])
-            n = out["logits"].shape[0]
-            for k, v in losses.items():
+            part = batch.slice(lo, lo + chunk)
+            out = net(part.context, part.mask)
+            n = len(part)
+            for k, v in net.loss(out, part).items():
                 sums[k] = sums.get(k, 0.0) + float(v) * n
-            correct += int((out["logits"].argmax(-1) == batch.structure[sl]).sum())
+            for head in net.heads:
+                for k, v in head.metrics(out[head.key], part).items():
+                    metrics[k] = metrics.get(k, 0) + v
     result = {k: v / len(batch) for k, v in sums.items()}
-    result["accuracy"] = correct / len(batch)
+    result.update({k: v / len(batch) for k, v in metrics.items()})
     return result
 
 
@@ -197,6 +199,11 @@ def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfi
            net_config: SGNNConfig | None, resume: bool, progress: bool,
            log: Callable[[str], None] | None) -> TrainResult:
     net_config = net_config or network_config(corpus)
+    missing = [name for name in net_config.heads if name not in corpus.head_names]
+    if missing:
+        raise ValueError(f"the network's head(s) {missing} learn from targets the corpus "
+                         f"does not draw (its heads: {list(corpus.head_names)}); build the "
+                         f"Corpus with heads=...")
     torch.manual_seed(config.seed)
     net = SGNN(net_config)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -228,8 +235,7 @@ def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfi
             for batch in _batches(source, config, epoch):
                 n = len(batch)
                 out = net(batch.context, batch.mask)
-                loss = net.loss(out, batch.target, batch.target_mask, batch.theta,
-                                batch.structure)["total"]
+                loss = net.loss(out, batch)["total"]
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -244,8 +250,9 @@ def _train(corpus: Corpus, source: BatchSource, folder: Path, config: TrainConfi
             result.epochs_run = epoch + 1
             result.simulations_seen += seen
             if log:
-                log(f"epoch {epoch + 1}: train {total / seen:.4f} held-out {val['total']:.4f} "
-                    f"structure accuracy {val['accuracy']:.3f}")
+                log(f"epoch {epoch + 1}: train {total / seen:.4f} held-out {val['total']:.4f}"
+                    + (f" structure accuracy {val['accuracy']:.3f}" if "accuracy" in val
+                       else ""))
             if val["total"] < result.best_val_loss:
                 result.best_val_loss, result.best_epoch, bad = val["total"], epoch + 1, 0
                 write_bytes_atomic(folder / WEIGHTS, save_tensors(_plain(net.state_dict())))
@@ -335,9 +342,11 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
         names = meta["names"]
         models = [model_from_json(read_inside(folder, f"models/{i}.json", f"models/{i}.json"))
                   for i in range(len(names))]
+        net_config = SGNNConfig.from_dict(meta["sgnn"])
         corpus = Corpus(models, CorpusConfig.from_dict(meta["corpus"]),
-                        weights=meta["weights"], fits=_fits(meta.get("fits")), names=names)
-        net = SGNN(SGNNConfig.from_dict(meta["sgnn"]))
+                        weights=meta["weights"], fits=_fits(meta.get("fits")), names=names,
+                        heads=tuple(net_config.heads))
+        net = SGNN(net_config)
         net.load_state_dict(load(read_inside(folder, WEIGHTS, WEIGHTS, _MAX_WEIGHTS)))
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise UntrustedDataError(f"{folder}: not a usable SGNN checkpoint "

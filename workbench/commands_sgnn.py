@@ -73,11 +73,13 @@ def _sgnn_dir(run: Path) -> Path:
     return safe_child(run, "sgnn", f"{run.name}/sgnn")
 
 
-def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[str]) -> Any:
+def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[str],
+                extra_heads: tuple[str, ...] = ()) -> Any:
     from agent.runfiles import FIT
     from agent.store import RunStore
     from mechanistic.serialize import model_from_json
     from sgnn.corpus import Corpus, CorpusConfig
+    from sgnn.heads import DEFAULT_HEADS
 
     store = RunStore(run)
     task, _ = store.read_task()
@@ -111,7 +113,8 @@ def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[s
     config = CorpusConfig(n_context=n_context, min_context=max(2, n_context // 2),
                           horizon=horizon, dt=dt, solver_dt=dt / 4, max_offset=n,
                           weekday_sd=0.15 if daily else 0.0, narrow=0.5, seed=seed)
-    return Corpus(models, config, weights=weights, fits=fits, names=names)
+    heads = (*DEFAULT_HEADS, *(h for h in extra_heads if h not in DEFAULT_HEADS))
+    return Corpus(models, config, weights=weights, fits=fits, names=names, heads=heads)
 
 
 def train_command(
@@ -131,6 +134,9 @@ def train_command(
                           "a local cluster).")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", min=1, help="Ray workers simulating (with --executor ray).")] = 2,
+    head: Annotated[list[str] | None, typer.Option(
+        "--head", help="A further SGNN head (registered by a plugin) trained beside "
+                       "forecast, params and structure; repeatable.")] = None,
 ) -> None:
     """Pretrain an SGNN on simulations of the run's candidates; writes RUN/sgnn/."""
     from sgnn.attribute import EmbeddingIndex
@@ -145,7 +151,7 @@ def train_command(
         if notice:
             out.print(f"notice: {notice}", markup=False)
         notes: list[str] = []
-        corpus = _corpus_for(run, nodes, seed, notes)
+        corpus = _corpus_for(run, nodes, seed, notes, tuple(head or ()))
         for note in notes:
             out.print(f"notice: {note}", markup=False)
         folder = _sgnn_dir(run)

@@ -4,7 +4,9 @@ The plugin module lives in this folder, not in an mmw package, and is named only
 ``MMW_PLUGINS``: ``mmw model --agent toy`` must search with its proposer, ``mmw bench run
 --agents persistence`` must score its agent in a spawned job process, and ``mmw check``
 must run a module in its sandbox backend when ``--backend toy`` or ``MMW_SANDBOX=toy``
-names it, and ``mmw simulate --solver euler`` must integrate with its solver.
+names it, and ``mmw simulate --solver euler`` must integrate with its solver. A second
+plugin, ``toy_sgnn_head``, adds an SGNN head that ``mmw sgnn train --head peak`` trains and
+``mmw sgnn predict`` reads.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ HERE = Path(__file__).resolve().parent
 MMW = (sys.executable, "-c", "from workbench.cli import app; app()")
 
 
-def _env() -> dict[str, str]:
+def _env(plugins: str = "toy_mmw_plugin") -> dict[str, str]:
     path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "MMW_PLUGINS": "toy_mmw_plugin", "PYTHONPATH": path}
+    return {**os.environ, "MMW_PLUGINS": plugins, "PYTHONPATH": path}
 
 
-def _mmw(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+def _mmw(*args: object, timeout: float = 300,
+         plugins: str = "toy_mmw_plugin") -> subprocess.CompletedProcess:
     return subprocess.run([*MMW, *map(str, args)],
-                          capture_output=True, text=True, env=_env(), timeout=timeout)
+                          capture_output=True, text=True, env=_env(plugins), timeout=timeout)
 
 
 def test_a_plugin_proposer_searches_through_mmw_model(tmp_path):
@@ -103,6 +106,70 @@ def test_a_plugin_solver_simulates_through_mmw_simulate(tmp_path):
     assert np.allclose(frames["rk4"][:, 1], np.exp(-0.5 * t), rtol=1e-6)
     unknown = _mmw("simulate", model, "--params", params, "--t", "0:4:1", "--solver", "nope")
     assert unknown.returncode == 2 and "euler" in unknown.stderr
+
+
+def _sgnn_run_folder(root: Path, n: int = 28) -> Path:
+    """A finished run with two fitted epidemic candidates (as tests/sgnn builds)."""
+    from mechanistic.serialize import model_to_json
+    from sgnn.examples import seir, sir
+
+    t = np.arange(n, dtype=float)
+    (root / "candidates").mkdir(parents=True)
+    (root / "data.csv").write_text("t,cases\n" + "".join(
+        f"{a:g},{b:g}\n" for a, b in zip(t, np.round(5 * np.exp(0.12 * t)), strict=True)))
+    (root / "task.json").write_text(json.dumps({"description": "toy outbreak", "data":
+                                                "data.csv", "train_until": float(n - 7),
+                                                "time_column": "t"}))
+    nodes = []
+    for i, (cid, model) in enumerate((("c-sir", sir()), ("c-seir", seir()))):
+        (root / "candidates" / cid).mkdir()
+        (root / "candidates" / cid / "model.json").write_text(model_to_json(model))
+        params = {p: model.params_[p].prior.typical for p in model.free_param_names}
+        (root / "candidates" / cid / "fit.json").write_text(json.dumps({"params": params}))
+        nodes.append({"id": cid, "status": "ok", "score": 1.0 + i})
+    (root / "tree.json").write_text(json.dumps({"best": "c-sir", "nodes": nodes}))
+    return root
+
+
+def test_a_plugin_sgnn_head_trains_and_predicts_through_mmw_sgnn(tmp_path):
+    """The head's module, targets, loss, metric and decoded output each reach their file:
+    weights, held-out history, config, prediction; the built-in heads are unchanged."""
+    from safetensors.numpy import load_file
+
+    run = _sgnn_run_folder(tmp_path / "run")
+    result = _mmw("sgnn", "train", run, "--simulations", 256, "--epochs", 2, "--head", "peak",
+                  plugins="toy_sgnn_head")
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = run / "sgnn"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["sgnn"]["heads"] == {"forecast": 1.0, "params": 1.0, "structure": 1.0,
+                                       "peak": 0.5}
+    weights = load_file(folder / "weights.safetensors")
+    assert weights["peak_head.weight"].shape == (1, config["sgnn"]["d_model"])
+    assert "structure_head.weight" in weights and "param_head.linear.weight" in weights
+    history = json.loads((folder / "train.json").read_text())["history"]
+    last = history[-1]
+    assert len(history) == 2 and {"val_total", "val_forecast", "val_params", "val_structure",
+                                  "val_accuracy", "val_peak", "val_peak_abs_error"} <= set(last)
+    assert np.isfinite(last["val_peak"]) and last["val_peak_abs_error"] >= 0
+    total = (last["val_forecast"] + last["val_params"] + last["val_structure"]
+             + 0.5 * last["val_peak"])
+    assert last["val_total"] == pytest.approx(total, rel=1e-5)  # every head, weighted
+    predicted = _mmw("sgnn", "predict", run, "--data", run / "data.csv",
+                     plugins="toy_sgnn_head")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert "peak: {" in predicted.stdout
+    prediction = json.loads((folder / "prediction.json").read_text())
+    assert prediction["heads"]["peak"]["observable"] == "cases"
+    assert prediction["heads"]["peak"]["peak"] > 0
+    assert set(prediction["structures"]) == {"c-sir", "c-seir"} and prediction["forecast"]
+    # Without the plugin the head's name is one clear error, from training and reading.
+    for args in (("train", run, "--head", "peak"), ("predict", run, "--data",
+                                                      run / "data.csv")):
+        refused = _mmw("sgnn", *args, plugins="")
+        said = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "unknown SGNN head 'peak'" in said, said
+        assert "Traceback" not in said
 
 
 def test_a_missing_plugin_is_one_clear_error(tmp_path):
