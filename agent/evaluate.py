@@ -12,6 +12,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from agent.core import Candidate, EventSink, Feedback, Task
@@ -30,6 +31,7 @@ __all__ = [
     "FitFailure",
     "FitJob",
     "Node",
+    "NodeStatus",
     "done",
     "evaluate_candidate",
     "feedback_for",
@@ -38,11 +40,17 @@ __all__ = [
     "run_fit_job",
 ]
 
-# Node status, in the order a candidate passes the stages.
-INVALID = "invalid"              # the module did not produce a model in the sandbox
-FAILED_CHECKS = "failed_checks"  # structural checks reported errors
-FIT_FAILED = "fit_failed"        # fitting raised or produced no finite likelihood
-OK = "ok"
+class NodeStatus(StrEnum):
+    """Where a candidate stopped, in the order it passes the stages. A ``str`` so that
+    node.json, tree.json and the trajectory keep their plain strings."""
+
+    INVALID = "invalid"              # the module did not produce a model in the sandbox
+    FAILED_CHECKS = "failed_checks"  # structural checks reported errors
+    FIT_FAILED = "fit_failed"        # fitting raised or produced no finite likelihood
+    OK = "ok"
+
+
+INVALID, FAILED_CHECKS, FIT_FAILED, OK = NodeStatus
 
 
 @dataclass
@@ -50,7 +58,7 @@ class Node:
     """A candidate and everything learned about it; one row of the search tree."""
 
     candidate: Candidate
-    status: str
+    status: NodeStatus
     depth: int = 0
     repairs: int = 0
     model_json: str | None = None
@@ -63,6 +71,9 @@ class Node:
     expanded: bool = False
     fit_result: FitResult | None = field(default=None, repr=False)
     model: Model | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.status = NodeStatus(self.status)  # a node read back from a run folder too
 
     @property
     def id(self) -> str:
