@@ -12,7 +12,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from agent.core import Candidate, Critique, EventSink, Proposer, Task
@@ -28,7 +28,7 @@ from agent.evaluate import (
 )
 from agent.fitpool import FitPool
 from agent.verdict import Verdict, judge
-from mechanistic.fit import FitConfig
+from mechanistic.fit import SEARCH_FIT, FitConfig
 from sandbox.spec import Sandbox
 
 __all__ = ["BudgetExhausted", "Search", "SearchConfig", "SearchResult", "reflect"]
@@ -60,8 +60,7 @@ class SearchConfig:
     # another; N >= 1 evaluates the candidates of one proposal or refinement side by side.
     # The nodes are committed in the same order either way, so the tree is the same.
     workers: int = 0
-    fit: FitConfig = field(default_factory=lambda: FitConfig(
-        starts=4, adam_steps=120, lbfgs_steps=30, polish_starts=2, neural_steps=200))
+    fit: FitConfig = SEARCH_FIT      # mechanistic/fit.py: the one place defaults live
 
     def __post_init__(self) -> None:
         for name in ("initial", "max_nodes", "refinements", "max_expansions_per_structure"):

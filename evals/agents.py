@@ -53,7 +53,7 @@ from agent.evaluate import Node
 from agent.loop import Search, SearchConfig, SearchResult
 from mechanistic.errors import ModelError
 from mechanistic.files import json_data
-from mechanistic.fit import FitConfig, FitResult, fit_model
+from mechanistic.fit import BENCH_FIT, FitConfig, FitResult, fit_model
 from mechanistic.interventions import Intervention, validate_interventions
 from mechanistic.model import Model
 from sandbox.spec import Sandbox
@@ -86,7 +86,7 @@ OWN_MOTIFS: dict[str, tuple[str, ...]] = {
     "phys-ivgtt-full": ("glucose-insulin",),
 }
 
-_DEFAULT_FIT = FitConfig(starts=3, adam_steps=100, lbfgs_steps=30, polish_starts=1)
+_DEFAULT_FIT = BENCH_FIT  # mechanistic/fit.py holds every default fit setting
 
 
 # ------------------------------------------------------------------------------ config

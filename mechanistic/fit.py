@@ -71,7 +71,8 @@ from mechanistic.simulate import CompiledModel, Simulation, Status, compile_mode
 from mechanistic.solvers import RK4, Solver, solver_from_dict, solver_to_dict
 from mechanistic.torch_expr import compile_program
 
-__all__ = ["FitConfig", "FitResult", "ParameterTransform", "fit_model"]
+__all__ = ["BENCH_FIT", "SEARCH_FIT", "FitConfig", "FitResult", "ParameterTransform",
+           "fit_model"]
 
 _DTYPE = torch.float64
 STRATEGIES = ("shooting", "single")
@@ -162,6 +163,15 @@ class FitConfig:
         if given.get("solver") is not None:
             given["solver"] = solver_from_dict(given["solver"])
         return cls(**given)
+
+
+# The settings each kind of caller starts from, in one place. They differ on purpose: one
+# fit a person asked for (``mmw fit``) gets FitConfig()'s defaults; a candidate in an
+# interactive search fewer starts and steps; a candidate in a bench job (several agents
+# share one time budget per task) fewer still.
+SEARCH_FIT = FitConfig(starts=4, adam_steps=120, lbfgs_steps=30, polish_starts=2,
+                       neural_steps=200)
+BENCH_FIT = FitConfig(starts=3, adam_steps=100, lbfgs_steps=30, polish_starts=1)
 
 
 # ------------------------------------------------------------------------ transforms
