@@ -485,10 +485,8 @@ def _shooting_multistart(objective: _Objective, plan: SegmentPlan, u0: np.ndarra
     top = np.argsort(np.where(np.isfinite(best_loss), best_loss, np.inf))[
         :min(config.polish_starts, len(best_loss))]
     if config.lbfgs_steps and time.perf_counter() <= deadline:
-        tight = ShootingObjective(objective.model, objective.compiled, objective.params,
-                                  len(objective.transforms), plan, objective.times, data,
-                                  objective.controls, scale, positive,
-                                  gap_tolerance=GAP_TOLERANCE / 10)
+        tight = copy.copy(shooting)
+        tight.gap_tolerance = GAP_TOLERANCE / 10
         with torch.no_grad():
             before = tight(torch.as_tensor(best_u[top], dtype=_DTYPE)).numpy()
         closed, _ = _polish(tight, best_u[top], np.where(np.isfinite(before), before, np.inf),

@@ -110,8 +110,6 @@ def plan_segments(model: Model, times: np.ndarray, t0: float, dt: float,
         lo = first if k == 0 else first + 1
         seg_of_row[lo:last + 1] = k
         rows = {float(times[j]): j for j in range(lo, last + 1)}
-        if k == 0 and times[0] <= t0:
-            row_step[0] = 0  # the first data time is the start itself
         for a, b in zip([a0, *events[:-1]], events, strict=True):
             m = max(1, math.ceil((b - a) / dt - 1e-9))
             h = (b - a) / m
@@ -174,7 +172,6 @@ class ShootingObjective:
         self._ctrl = {n: torch.as_tensor(v, dtype=_DTYPE) for n, v in plan.controls.items()}
         self._out_step = torch.as_tensor(plan.out_step)
         self._out_seg = torch.as_tensor(plan.out_segment)
-        self.constants = {sp.Symbol(c.name): c.value for c in model.constants_.values()}
 
     @property
     def width(self) -> int:
