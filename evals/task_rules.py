@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["DIFFICULTIES", "DOMAINS", "REPO", "VARIANTS", "check_task", "resolve"]
 
 DOMAINS = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology", "bioprocess",
-           "chemistry", "systems-biology")
+           "chemistry", "systems-biology", "hydrology")
 DIFFICULTIES = ("easy", "medium", "hard")
 VARIANTS = ("full", "partial", "real")
 REPO = Path(__file__).resolve().parent.parent  # relative data paths are read from here

@@ -2,7 +2,8 @@
 
 One module per domain (``epidemiology``, ``oncology``, ``ecology``, ``pharmacology``,
 ``physiology``, and the systems no library motif covers: ``bioprocess``, ``chemistry``,
-``systems_biology``) plus ``real`` for measured series; each exposes ``tasks() -> list[BenchTask]``.
+``systems_biology``, ``hydrology``) plus ``real`` for measured series; each exposes
+``tasks() -> list[BenchTask]``.
 The ground truths are written here with the DSL directly, with their own names, values and
 structural details, independent of the library agent's motifs, so agents are scored on
 systems they were not tuned on. Building is lazy (nothing runs at import) and cached.
@@ -24,7 +25,7 @@ from mechanistic.untrusted import read_inside
 __all__ = ["DOMAIN_MODULES", "all_tasks", "load_dir", "select"]
 
 DOMAIN_MODULES = ("epidemiology", "oncology", "ecology", "pharmacology", "physiology",
-                  "bioprocess", "chemistry", "systems_biology", "real")
+                  "bioprocess", "chemistry", "systems_biology", "hydrology", "real")
 
 
 @lru_cache(maxsize=1)

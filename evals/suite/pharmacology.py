@@ -1,19 +1,25 @@
 """Pharmacokinetics: oral dosing through a gut depot nobody measures, and saturable
-(enzyme-limited) elimination.
+(enzyme-limited) elimination; and pharmacodynamics: a drug that suppresses a biomarker's
+production, a system no library motif covers.
 
 Amounts are in mg and concentrations in mg/L (amount / volume); assay error is
 log-normal, and samples whose true concentration is essentially zero (before the first
 dose) are reported missing, as a laboratory reports values below its limit of
 quantification.
+
+``pd-turnover-full`` (tag ``held-out``: written before any tuning of the discovery
+proposer and kept aside from it) has the plasma drug concentration as a known input
+(``drug_conc``, mg/L, held at the levels the infusion pump was set to); the cytokine it
+suppresses and the acute-phase protein the cytokine drives are both measured.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from evals.task import BenchTask, Counterfactual
+from evals.task import BenchTask, Counterfactual, TaskInput
 from mechanistic import LogNormalNoise, LogUniform, Model
-from mechanistic.interventions import Dose
+from mechanistic.interventions import Dose, SetValue
 
 __all__ = ["oral_antibiotic_truth", "tasks"]
 
@@ -159,5 +165,93 @@ def saturable(full: bool) -> BenchTask:
     )
 
 
+# --------------------------------------------- turnover: suppressed cytokine production
+def drug_concentration(times: np.ndarray) -> np.ndarray:
+    """Plasma drug concentration (mg/L) the infusion pump was set to hold: a drug-free
+    baseline day, two rising levels, a washout, a lower level, and the infusion stopped."""
+    return np.select([times < 24, times < 72, times < 120, times < 168, times < 204],
+                     [0.0, 0.5, 2.0, 0.0, 1.0], 0.0)
+
+
+def _turnover(partial: bool = True) -> Model:
+    m = Model("cytokine turnover, suppressed production, acute-phase response",
+              time_unit="hour")
+    il6, crp = m.states("cytokine crp")
+    conc = m.control("drug_conc", default=0.0, doc="plasma drug concentration", unit="mg/L")
+    k_in = m.param("k_in", LogUniform(0.01, 100.0), doc="cytokine production rate",
+                   unit="pg/mL/hour")
+    k_out = m.param("k_out", LogUniform(0.005, 5.0), doc="cytokine removal rate constant",
+                    unit="1/hour")
+    ic50 = m.param("ic50", LogUniform(0.01, 100.0), doc="concentration at half the largest "
+                   "suppression", unit="mg/L")
+    if partial:
+        i_max = m.param("i_max", LogUniform(0.01, 1.0), doc="largest fraction of production "
+                        "the drug can suppress")
+        suppression = i_max * conc / (ic50 + conc)
+    else:  # the wrong structure: enough drug would shut production off completely
+        suppression = conc / (ic50 + conc)
+    m.flow(None, il6, k_in * (1 - suppression), name="production")
+    m.flow(il6, None, k_out * il6, name="removal")
+    k_crp = m.param("k_crp", LogUniform(1e-4, 10.0), doc="acute-phase protein made per "
+                    "unit of cytokine", unit="(mg/L)/(pg/mL)/hour")
+    k_crp_el = m.param("k_crp_el", LogUniform(0.001, 1.0), doc="acute-phase protein "
+                       "elimination rate constant", unit="1/hour")
+    m.flow(None, crp, k_crp * il6, name="hepatic_synthesis")
+    m.flow(crp, None, k_crp_el * crp, name="crp_elimination")
+    m.init(cytokine=m.param("cytokine0", LogUniform(0.1, 1000.0)),
+           crp=m.param("crp0", LogUniform(0.1, 1000.0)))
+    m.observe("il6_pg_per_ml", il6, unit="pg/mL",
+              noise=LogNormalNoise(m.param("sd_il6", LogUniform(0.005, 1.0))))
+    m.observe("crp_mg_per_l", crp, unit="mg/L",
+              noise=LogNormalNoise(m.param("sd_crp", LogUniform(0.005, 1.0))))
+    return m
+
+
+def turnover() -> BenchTask:
+    times = np.arange(0.0, 240.5, 4.0)
+    return BenchTask(
+        name="pd-turnover-full",
+        domain="pharmacology",
+        difficulty="medium",
+        tags=("discovery", "inputs", "pharmacodynamics", "indirect-response", "biomarker",
+              "held-out"),
+        variant="full",
+        description=(
+            "A 10-day inpatient study in a patient with active rheumatoid arthritis of an "
+            "experimental anti-inflammatory drug that suppresses the production of the "
+            "cytokine interleukin-6 (IL-6) by immune cells; in cell assays it never shut "
+            "production off completely, however high the concentration. IL-6 is made and "
+            "cleared continuously, and it drives the liver to make C-reactive protein (CRP), "
+            "which is cleared from blood over about a day. The drug was given by continuous "
+            "intravenous infusion through a programmable pump; it is distributed and cleared "
+            "within minutes, so its plasma concentration (mg/L) followed the pump setting "
+            "almost at once and is known from the setting (confirmed by assay): none on the "
+            "first day, then two rising levels, a two-day washout, a lower level, and the "
+            "infusion stopped at hour 204. Plasma IL-6 (pg/mL) and CRP (mg/L) were measured "
+            "by immunoassay every 4 hours from hour 0, when the patient was at a stable, "
+            "untreated baseline."),
+        time_unit="hour",
+        times=times,
+        train_until=144.0,
+        validate_until=180.0,
+        observed=("il6_pg_per_ml", "crp_mg_per_l"),
+        hidden=(),
+        truth_model=_turnover(),
+        truth_params={"k_in": 2.0, "k_out": 0.1, "i_max": 0.85, "ic50": 0.8, "k_crp": 0.054,
+                      "k_crp_el": 0.036, "cytokine0": 20.0, "crp0": 30.0, "sd_il6": 0.08,
+                      "sd_crp": 0.05},
+        conditions=(),
+        counterfactuals=(Counterfactual(
+            "What if the infusion had been raised to hold the plasma concentration at 6 mg/L "
+            "from hour 180 to the end of the study?",
+            (SetValue("drug_conc", 6.0, 180.0),), 180.0),),
+        recover={},
+        wrong_model=_turnover(partial=False),
+        noise_seed=919,
+        inputs=(TaskInput("drug_conc", tuple(drug_concentration(times)), "previous",
+                          "plasma drug concentration held by the infusion pump (mg/L)"),),
+    )
+
+
 def tasks() -> list[BenchTask]:
-    return [oral(), saturable(True), saturable(False)]
+    return [oral(), saturable(True), saturable(False), turnover()]
