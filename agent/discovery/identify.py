@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from agent.core import Task
+from agent.discovery.coupled import coupled_models, system_score
 from agent.discovery.derivatives import fill_missing, smooth_series, weak_form
 from agent.discovery.regression import (
     SparseModel,
@@ -58,6 +59,7 @@ class Structure:
     equations: Mapping[str, SparseModel]
     score: float
     r2: Mapping[str, float] = field(default_factory=dict)
+    system_score: float | None = None   # set for coupled structures (shared coefficients)
 
     @property
     def n_terms(self) -> int:
@@ -102,7 +104,7 @@ class _Design:
 
 def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str = "weak",
              max_terms: int = 5, bootstrap: int = 10, n_thresholds: int = 12, seed: int = 0,
-             max_structures: int = 3) -> Identification:
+             max_structures: int = 3, coupled: bool = True) -> Identification:
     """Per-state sparse selection on the training window, combined into whole systems.
 
     Never raises on bad data: too few rows, a column without values, nothing selected or
@@ -161,8 +163,46 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
                                       f"resampling (the data do not pin its rate law down)",
                                   method, scales, first, tuple(inputs))
         per_state[c], r2[c] = refined, fits
-    return Identification(_combine(per_state, r2, max_structures), "", method, scales,
+    structures = list(_combine(per_state, r2, max(max_structures, 3)))
+    if coupled and len(cols) >= 2:
+        structures += _coupled(designs, terms, cols, list(inputs), per_state, values,
+                               max_terms=max_terms, n_thresholds=n_thresholds,
+                               bootstrap=bootstrap, seed=seed)
+    ranked = sorted(structures, key=lambda s: _system_score(s, designs))
+    return Identification(tuple(ranked[:max(1, max_structures)]), "", method, scales,
                           first, tuple(inputs))
+
+
+def _system_score(s: Structure, designs: Mapping[str, _Design]) -> float:
+    """A structure's score on all states' RMS-normalised targets together, with shared
+    coefficients counted once (see :mod:`agent.discovery.coupled`); per-state structures
+    count every term's coefficients."""
+    if s.system_score is not None:
+        return s.system_score
+    rss, rows, k = {}, {}, 0
+    for c, m in s.equations.items():
+        y = designs[c].target[np.isfinite(designs[c].target)]
+        rss[c] = m.rss / (float(np.mean(y * y)) or 1.0)
+        rows[c] = int(y.size)
+        k += n_parameters(m.terms)
+    return system_score(rss, rows, k)
+
+
+def _coupled(designs: Mapping[str, _Design], terms: Sequence[Term], cols: Sequence[str],
+             inputs: Sequence[str], per_state: Mapping[str, list[SparseModel]],
+             values: Mapping[str, np.ndarray], **kw: int) -> list[Structure]:
+    d0 = designs[cols[0]]
+    found = coupled_models(d0.theta, {c: designs[c].target for c in cols}, terms, cols,
+                           inputs, d0.columns, per_state,
+                           {c: bool(values[c].min() >= 0) for c in cols}, **kw)
+    out = []
+    for i, (eqs, score) in enumerate(found):
+        fits = {c: _r2(m, designs[c]) for c, m in eqs.items()}
+        if min(fits.values()) < MIN_R2:
+            continue
+        out.append(Structure("coupled" if not out else f"coupled {i + 1}", eqs,
+                             sum(m.score for m in eqs.values()), fits, score))
+    return out
 
 
 def _scale(v: np.ndarray) -> float:
