@@ -20,6 +20,7 @@ from mechanistic.files import json_data
 from mechanistic.inputs import InputSeries
 from mechanistic.interventions import ControlSchedule, Intervention
 from mechanistic.untrusted import MiB, UntrustedDataError, parse_json, read_inside
+from sandbox.runner import ModuleError
 
 __all__ = [
     "Candidate",
@@ -103,15 +104,16 @@ class Candidate:
 class Feedback:
     """Why a candidate needs repair, as text for a prompt and as data for a rule.
 
-    ``kind``: ``error`` (the module failed in the sandbox: ``error`` holds the structured
-    ModuleError as a dict with type, message, lineno and frames), ``checks`` (structural
-    checks failed: ``checks`` holds their dicts) or ``fit`` (the fit failed or is poor:
-    ``residuals`` holds the per-observable summaries).
+    ``kind``: ``error`` (the module failed in the sandbox, or its model was refused on the
+    host: ``error`` holds the node's :class:`~sandbox.runner.ModuleError`, with type,
+    message and the module's frames), ``checks`` (structural checks failed: ``checks``
+    holds their dicts) or ``fit`` (the fit failed or is poor: ``error`` holds the fit's
+    ModuleError when it failed, ``residuals`` the per-observable summaries).
     """
 
     kind: str
     message: str
-    error: Mapping[str, Any] | None = None
+    error: ModuleError | None = None
     checks: Sequence[Mapping[str, Any]] = ()
     residuals: Mapping[str, Any] | None = None
 

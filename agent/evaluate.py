@@ -24,7 +24,7 @@ from mechanistic.fit import FitConfig, FitResult, fit_model
 from mechanistic.interventions import ControlSchedule
 from mechanistic.model import Model
 from mechanistic.serialize import model_from_json
-from sandbox.runner import run_model_module
+from sandbox.runner import ModuleError, run_model_module
 from sandbox.spec import Sandbox
 
 __all__ = [
@@ -62,7 +62,7 @@ class Node:
     depth: int = 0
     repairs: int = 0
     model_json: str | None = None
-    error: dict[str, Any] | None = None
+    error: ModuleError | None = None  # why it stopped: the module's run, or a host stage
     checks: list[dict[str, Any]] = field(default_factory=list)
     fit: dict[str, Any] | None = None
     validation_error: float | None = None
@@ -74,6 +74,10 @@ class Node:
 
     def __post_init__(self) -> None:
         self.status = NodeStatus(self.status)  # a node read back from a run folder too
+        if self.error is not None and not isinstance(self.error, ModuleError):
+            raise TypeError(f"Node.error must be a ModuleError or None, not "
+                            f"{type(self.error).__name__} (a run folder's error dict: "
+                            "ModuleError.from_dict)")
 
     @property
     def id(self) -> str:
@@ -100,8 +104,9 @@ class Node:
             "depth": self.depth, "repairs": self.repairs, "expanded": self.expanded,
             "validation_error": _finite(self.validation_error), "aic": _finite(self.aic),
             "score": _finite(self.score), "wall_time": round(self.wall_time, 3),
-            "error": self.error, "failed_checks": [c for c in self.checks if not c["passed"]
-                                                   and c.get("severity") == "error"],
+            "error": self.error.to_dict() if self.error else None,
+            "failed_checks": [c for c in self.checks if not c["passed"]
+                              and c.get("severity") == "error"],
             "roles": dict(self.candidate.roles),
         }
 
@@ -130,11 +135,12 @@ class FitFailure:
     message: str
     traceback: str = ""
 
+    def error(self) -> ModuleError:
+        """The failure as the node's error (kind ``fit``)."""
+        return ModuleError.host("fit", self.type, self.message, self.traceback)
+
     def to_dict(self) -> dict[str, Any]:
-        out = {"kind": "fit", "type": self.type, "message": self.message}
-        if self.traceback:
-            out["traceback"] = self.traceback
-        return out
+        return self.error().to_dict()
 
 
 def run_fit_job(job: FitJob) -> FitResult | FitFailure:
@@ -183,14 +189,13 @@ def prepare_candidate(
         log({"kind": "sandbox_run", "node": candidate.id, "ok": run.ok,
              "run": run.run.to_dict(), "error": run.error.to_dict() if run.error else None})
     if not run.ok or run.model_json is None:
-        node.error = run.error.to_dict() if run.error else {"kind": "sandbox", "type": "Error",
-                                                             "message": run.run.summary()}
+        node.error = run.error or ModuleError.host("sandbox", "Error", run.run.summary())
         return node, None
     node.model_json = run.model_json
     try:
         model = model_from_json(run.model_json)
     except ModelError as exc:
-        node.error = {"kind": "serialization", "type": type(exc).__name__, "message": str(exc)}
+        node.error = ModuleError.host("serialization", type(exc).__name__, str(exc))
         return node, None
     node.model = model
     # sympy on an untrusted model: bounded in time (within the search's budget) and memory
@@ -198,7 +203,7 @@ def prepare_candidate(
     try:
         node.checks = [c.to_dict() for c in run_checks_bounded(model, seconds)]
     except HostLimitError as exc:
-        node.error = {"kind": "limit", "type": "HostLimitError", "message": str(exc)}
+        node.error = ModuleError.host("limit", "HostLimitError", str(exc))
         return node, None
     unused = [name for name in task.input_names if name not in model.controls_]
     if unused:
@@ -236,7 +241,7 @@ def finish_candidate(node: Node, outcome: FitResult | FitFailure, start: float) 
     Both ways a fit can fail (it raised, or it found no finite likelihood) end here."""
     if isinstance(outcome, FitFailure):
         node.status = FIT_FAILED
-        node.error = outcome.to_dict()
+        node.error = outcome.error()
         return done(node, start)
     node.fit_result = outcome
     node.fit = outcome.to_dict()
@@ -244,8 +249,8 @@ def finish_candidate(node: Node, outcome: FitResult | FitFailure, start: float) 
     node.validation_error = outcome.validation_error
     if not math.isfinite(outcome.log_likelihood):
         node.status = FIT_FAILED
-        node.error = {"kind": "fit", "type": "NonFinite",
-                      "message": f"the fit found no finite likelihood: {outcome.message}"}
+        node.error = ModuleError.host(
+            "fit", "NonFinite", f"the fit found no finite likelihood: {outcome.message}")
         return done(node, start)
     node.status = OK
     return done(node, start)
@@ -259,19 +264,19 @@ def done(node: Node, start: float) -> Node:
 
 def feedback_for(node: Node) -> Feedback:
     """What a proposer needs to repair ``node``: the error, the failed checks, or the fit."""
+    error = node.error
     if node.status == INVALID:
-        error = node.error or {}
-        text = error.get("type", "Error") + ": " + str(error.get("message", ""))
-        for frame in error.get("frames", []) or []:
-            text += f"\n  line {frame.get('lineno')}: {frame.get('line', '')}"
+        text = f"{error.type}: {error.message}" if error else "Error: "
+        for frame in error.frames if error else ():
+            text += f"\n  line {frame.lineno}: {frame.line}"
         return Feedback("error", text, error=error)
     if node.status == FAILED_CHECKS:
         failed = [c for c in node.checks if not c["passed"] and c.get("severity") == "error"]
         text = "\n".join(f"- {c['name']}: {c['message']}" for c in failed)
         return Feedback("checks", "structural checks failed:\n" + text, checks=failed)
     if node.status == FIT_FAILED:
-        error = node.error or {}
-        return Feedback("fit", f"fitting failed: {error.get('message', '')}", error=error)
+        return Feedback("fit", f"fitting failed: {error.message if error else ''}",
+                        error=error)
     residuals = (node.fit or {}).get("validation_residuals") or (node.fit or {}).get(
         "train_residuals") or {}
     return Feedback("fit", f"validation error {node.validation_error}", residuals=residuals)

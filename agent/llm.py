@@ -47,6 +47,7 @@ from mechanistic.interventions import (
     interventions_from_json,
     validate_interventions,
 )
+from sandbox.runner import ModuleError
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -122,26 +123,17 @@ class PromptSet:
 
 
 # ----------------------------------------------------------------------------- rendering
-def _render_error(error: Mapping[str, Any], source: str) -> str:
-    """The ModuleError dict as the traceback text, plus the offending source line."""
-    from sandbox.runner import Frame, ModuleError
-
-    frames = tuple(
-        Frame(lineno=int(f.get("lineno") or 0), name=str(f.get("name", "")),
-              line=str(f.get("line") or ""), offset=f.get("offset"))
-        for f in error.get("frames") or () if isinstance(f, Mapping)
-    )
-    err = ModuleError(str(error.get("kind", "exception")), str(error.get("type", "Error")),
-                      str(error.get("message", "")), frames, str(error.get("traceback") or ""))
-    parts = [err.render()]
-    if not frames and err.traceback:
-        parts.append(err.traceback[-1500:])
-    lineno = error.get("lineno") or err.lineno
+def _render_error(error: ModuleError, source: str) -> str:
+    """The error as the traceback text, plus the offending source line."""
+    parts = [error.render()]
+    if not error.frames and error.traceback:
+        parts.append(error.traceback[-1500:])
+    lineno = error.lineno
     lines = source.splitlines()
-    if isinstance(lineno, int) and 1 <= lineno <= len(lines):
+    if lineno is not None and 1 <= lineno <= len(lines):
         pointer = f"The error points at line {lineno}:\n    {lines[lineno - 1].strip()}"
-        offset = frames[-1].offset if frames else None
-        if err.kind == "syntax" and isinstance(offset, int) and offset > 0:
+        offset = error.frames[-1].offset
+        if error.kind == "syntax" and offset is not None and offset > 0:
             stripped = len(lines[lineno - 1]) - len(lines[lineno - 1].lstrip())
             pointer += "\n    " + " " * max(0, offset - 1 - stripped) + "^"
         parts.append(pointer)

@@ -20,6 +20,7 @@ from typing import Any
 
 from mechanistic.errors import UntrustedDataError
 from mechanistic.shapes import (
+    OPTIONAL,
     REQUIRED,
     Shape,
     anything,
@@ -74,10 +75,14 @@ CHECK = record({
 }, "a check object")
 CHECKS = array(CHECK, 10_000)
 
+# A node's error, as sandbox.runner.ModuleError.to_dict writes it (ModuleError.from_dict
+# reads it back for a resumed search and checks the frames). lineno, traceback and frames
+# stay absent when absent: a host error (ModuleError.host) is written without them, and
+# that is how from_dict tells it from a module's error with no frames.
 ERROR = either(_TEXT, record({
     "kind": (nullable(_NAME), None), "type": (nullable(_NAME), None),
-    "message": (nullable(_TEXT), None), "lineno": (nullable(integer()), None),
-    "traceback": (nullable(_TEXT), None), "frames": (anything(), []),
+    "message": (nullable(_TEXT), None), "lineno": (nullable(integer()), OPTIONAL),
+    "traceback": (nullable(_TEXT), OPTIONAL), "frames": (anything(), OPTIONAL),
 }, "an error object"))
 
 _NODE = {

@@ -41,6 +41,7 @@ from mechanistic.files import json_data, write_atomic, write_bytes_atomic
 from mechanistic.inputs import inputs_from_meta
 from mechanistic.shapes import Shape
 from mechanistic.untrusted import file_inside, list_inside
+from sandbox.runner import ModuleError
 
 __all__ = ["WEIGHTS_FILE", "RunStore"]
 
@@ -161,10 +162,12 @@ class RunStore:
                 id=info["id"], source=source, structure=info["structure"],
                 origin=info["origin"], parent=info["parent"], note=info["note"] or "",
                 roles=info["roles"], proposer=info["proposer"] or "")
+            error = None if meta["error"] is None else ModuleError.from_dict(
+                meta["error"], f"{self.root.name}/candidates/{entry.name}/node.json: error")
             out.append(Node(
                 candidate, meta["status"], depth=meta["depth"], repairs=meta["repairs"],
                 model_json=self._optional(self.candidate_text, entry.name, "model.json"),
-                error=meta["error"], checks=meta["checks"],
+                error=error, checks=meta["checks"],
                 fit=self._optional(self.candidate_json, entry.name, "fit.json", FIT),
                 validation_error=meta["validation_error"], aic=meta["aic"],
                 wall_time=meta["wall_time"], expanded=meta["expanded"],

@@ -25,10 +25,11 @@ from typing import Any
 
 from mechanistic.errors import UntrustedDataError
 
-__all__ = ["REQUIRED", "Shape", "anything", "array", "choice", "either", "flag", "integer",
-           "nullable", "number", "record", "table", "text"]
+__all__ = ["OPTIONAL", "REQUIRED", "Shape", "anything", "array", "choice", "either", "flag",
+           "integer", "nullable", "number", "record", "table", "text"]
 
 REQUIRED: Any = object()  # a record field without a default: absent is an error
+OPTIONAL: Any = object()  # a record field that stays absent when absent (no default)
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,9 @@ def table(value_shape: Shape, max_items: int = 100_000) -> Shape:
 
 def record(fields: Mapping[str, tuple[Shape, Any]], name: str = "an object") -> Shape:
     """An object with the keys of ``fields``: ``{key: (shape, default)}``; a key that is
-    absent takes its default (``REQUIRED``: absent is an error), a key that is present
-    must have the shape. Keys not declared are kept as they are."""
+    absent takes its default (``REQUIRED``: absent is an error; ``OPTIONAL``: it stays
+    absent), a key that is present must have the shape. Keys not declared are kept as
+    they are."""
 
     def check(value: Any, what: str, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -229,7 +231,8 @@ def record(fields: Mapping[str, tuple[Shape, Any]], name: str = "an object") -> 
             if key not in value:
                 if default is REQUIRED:
                     raise UntrustedDataError(f"{what}: {where} is missing")
-                out[key] = copy.copy(default)
+                if default is not OPTIONAL:
+                    out[key] = copy.copy(default)
             else:
                 out[key] = shape(value[key], what, where)
         return out

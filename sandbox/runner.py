@@ -35,10 +35,19 @@ class Frame:
 
 @dataclass(frozen=True)
 class ModuleError:
-    """Why a module produced no model, structured for the repair loop.
+    """Why a candidate produced no model or no fit, structured for the repair loop: the
+    one error type a search node (``agent.evaluate.Node.error``) and a repair request
+    (``agent.core.Feedback.error``) carry.
 
-    ``kind``: ``syntax``, ``exception``, ``no_model``, ``multiple_models``,
-    ``serialization``, ``timeout``, ``limit``, ``crashed``, ``sandbox``.
+    ``kind``: from the module's run ``syntax``, ``exception``, ``no_model``,
+    ``multiple_models``, ``serialization``, ``runner``, ``timeout``, ``limit``,
+    ``crashed``, ``sandbox``; from the host after it (:meth:`host`) ``serialization``
+    (the model JSON refused), ``limit`` (the checks past a host bound), ``fit``,
+    ``sandbox``.
+
+    ``compact``: an error the host met outside the module's run, made by :meth:`host`.
+    It has no frames, and :meth:`to_dict` writes it as run folders have always held such
+    errors: kind, type, message, and the traceback only when there is one.
     """
 
     kind: str
@@ -46,6 +55,19 @@ class ModuleError:
     message: str
     frames: tuple[Frame, ...] = ()
     traceback: str = ""
+    compact: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frames", tuple(self.frames))
+        if self.compact and self.frames:
+            raise ValueError("a host error (compact) has no module frames")
+
+    @classmethod
+    def host(cls, kind: str, type: str, message: str, traceback: str = "") -> ModuleError:
+        """An error met on the host after the module ran: its model JSON refused, the
+        structural checks past a host limit, a fit that raised or found no finite
+        likelihood (``kind`` as listed on the class)."""
+        return cls(kind, type, message, traceback=traceback, compact=True)
 
     @property
     def lineno(self) -> int | None:
@@ -62,10 +84,71 @@ class ModuleError:
         return "\n".join(out)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what node.json, tree.json and the trajectory hold (read back by
+        :meth:`from_dict`)."""
+        if self.compact:
+            out = {"kind": self.kind, "type": self.type, "message": self.message}
+            if self.traceback:
+                out["traceback"] = self.traceback
+            return out
         return {"kind": self.kind, "type": self.type, "message": self.message,
                 "lineno": self.lineno, "traceback": self.traceback,
                 "frames": [{"lineno": f.lineno, "name": f.name, "line": f.line,
                             "offset": f.offset} for f in self.frames]}
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str = "an error") -> ModuleError:
+        """The error :meth:`to_dict` wrote, read back from untrusted data (a run folder
+        may be copied in or edited): every field checked, one UntrustedDataError naming
+        ``what`` and the key for a value of the wrong kind; nothing truncated, so an
+        error read back is written again byte for byte. Absent fields take the runner's
+        defaults; an object without ``lineno`` and ``frames`` is a host error
+        (``compact``). ``lineno`` is derived from the frames, so its value is only
+        checked. A plain string (the run-folder shape accepts one for other writers) is
+        the message of a host error of kind ``unknown``."""
+        if isinstance(data, str):
+            return cls.host("unknown", "Error", data)
+        if not isinstance(data, dict):
+            raise UntrustedDataError(f"{what}: must be an error object, not "
+                                     f"{type(data).__name__}")
+
+        def get(key: str, default: str) -> str:
+            value = data.get(key)
+            if value is None:
+                return default
+            if not isinstance(value, str):
+                raise UntrustedDataError(f"{what}: {key!r} must be a string, not "
+                                         f"{type(value).__name__}")
+            return value
+
+        lineno = data.get("lineno")
+        if lineno is not None and not _line_number(lineno):
+            raise UntrustedDataError(f"{what}: 'lineno' is not a line number")
+        raw_frames = data.get("frames")
+        compact = "frames" not in data and "lineno" not in data
+        if raw_frames is None:
+            raw_frames = []
+        if not isinstance(raw_frames, list):
+            raise UntrustedDataError(f"{what}: 'frames' must be an array, not "
+                                     f"{type(raw_frames).__name__}")
+        frames = []
+        for i, f in enumerate(raw_frames):
+            where = f"{what}: frames[{i}]"
+            if not isinstance(f, dict):
+                raise UntrustedDataError(f"{where} must be an object")
+            lineno, offset = f.get("lineno", 0), f.get("offset")
+            if not _line_number(lineno) or not (offset is None or _line_number(offset)):
+                raise UntrustedDataError(f"{where}: its line or offset is not a line number")
+            name, line = f.get("name", ""), f.get("line", "")
+            if not isinstance(name, str) or not isinstance(line, str):
+                raise UntrustedDataError(f"{where}: 'name' and 'line' must be strings")
+            frames.append(Frame(lineno=lineno, name=name, line=line, offset=offset))
+        return cls(get("kind", "exception"), get("type", "Error"), get("message", ""),
+                   tuple(frames), get("traceback", ""), compact=compact)
+
+
+def _line_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9
 
 
 @dataclass(frozen=True)
@@ -170,9 +253,7 @@ def _parse_result(data: Any, run: RunResult, filename: str) -> ModuleRun:
         if not isinstance(f, dict):
             raise UntrustedDataError("the module's result file: a frame must be an object")
         lineno, offset = _field(f, "lineno", int, 0), f.get("offset")
-        if not 0 <= lineno < 10**9 or not (offset is None or (
-                isinstance(offset, int) and not isinstance(offset, bool) and
-                0 <= offset < 10**9)):
+        if not _line_number(lineno) or not (offset is None or _line_number(offset)):
             raise UntrustedDataError("the module's result file: a frame's line or offset "
                                      "is not a line number")
         frames.append(Frame(lineno=lineno, name=_field(f, "name", str, "")[:200],

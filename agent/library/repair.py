@@ -85,7 +85,7 @@ def _missing_inits(spec: ModelSpec, feedback: Feedback) -> tuple[ModelSpec, str]
 
 def _name_clash(spec: ModelSpec, feedback: Feedback) -> tuple[ModelSpec, str] | None:
     """The module failed because a name was declared twice: rename the motif's own one."""
-    message = (feedback.error or {}).get("message", "") or feedback.message
+    message = (feedback.error.message if feedback.error else "") or feedback.message
     m = re.search(r"name '?(\w+)'? is already (?:declared|used)", message)
     if not m:
         return None

@@ -93,7 +93,7 @@ def test_hostile_candidates_become_failed_nodes_and_the_valid_one_wins(sandbox, 
     for name, (_, reason) in HOSTILE.items():
         node = by_structure[f"hostile {name}"]
         assert not node.ok and node.error is not None, name
-        assert reason in node.error["message"], (name, node.error)
+        assert reason in node.error.message, (name, node.error)
     tree = json.loads((tmp_path / "run" / "tree.json").read_text())
     assert tree["best"] == result.best.id
     assert sum(1 for n in tree["nodes"] if n["status"] == "ok") == 1

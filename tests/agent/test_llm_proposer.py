@@ -17,6 +17,7 @@ from agent.llm import ChatSettings, LLMCallError, LLMProposer, PromptSet
 from agent.scripted import ScriptedChatModel, fake_tokens
 from mechanistic.data import ObservedData
 from mechanistic.interventions import SetValue, Transfer
+from sandbox.runner import ModuleError
 
 ROOT = Path(__file__).resolve().parents[2]
 SEIR = (ROOT / "examples/models/seir.py").read_text()
@@ -173,7 +174,7 @@ def test_propose_zero_makes_no_call(task):
 BROKEN = SIR.replace("m.flow(I, R, gamma * I", "m.flow(I, R, gamma_rate * I")
 
 
-def module_error(source: str, tmp_path: Path) -> dict:
+def module_error(source: str, tmp_path: Path) -> ModuleError:
     """The structured error the sandbox runner reports, produced in-process."""
     from sandbox import _module_runner
 
@@ -181,16 +182,16 @@ def module_error(source: str, tmp_path: Path) -> dict:
     path.write_text(source)
     result = _module_runner.run(str(path))
     assert not result.get("ok")
-    return result["error"]
+    return ModuleError.from_dict(result["error"])
 
 
 def test_repair_prompt_shows_the_traceback_line_and_the_source_line(task, tmp_path):
     error = module_error(BROKEN, tmp_path)
-    assert error["type"] == "NameError"
+    assert error.type == "NameError"
     lineno = BROKEN.splitlines().index("m.flow(I, R, gamma_rate * I, name=\"recovery\")") + 1
     broken = Candidate(candidate_id(BROKEN), BROKEN, "SIR with reporting")
     proposer, model, events = make(["Fixed the name:\n" + block(SIR)])
-    fixed = proposer.repair(task, broken, Feedback("error", error["message"], error=error))
+    fixed = proposer.repair(task, broken, Feedback("error", error.message, error=error))
     assert fixed is not None and fixed.source == SIR
     assert (fixed.origin, fixed.parent) == ("repair", broken.id)
     assert fixed.note.startswith("repair of error: name 'gamma_rate' is not defined")
@@ -205,7 +206,7 @@ def test_repair_prompt_shows_the_traceback_line_and_the_source_line(task, tmp_pa
 def test_repair_of_a_syntax_error_points_at_the_column(task, tmp_path):
     source = SIR.replace("m.init(S=1e6 - 10, I=10, R=0)", "m.init(S=1e6 - 10, I=10, R=0")
     error = module_error(source, tmp_path)
-    assert error["kind"] == "syntax"
+    assert error.kind == "syntax"
     proposer, model, _ = make([block(SIR)])
     proposer.repair(task, Candidate("x", source, "SIR"), Feedback("error", "", error=error))
     assert "SyntaxError" in user_prompt(model)

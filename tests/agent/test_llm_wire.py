@@ -14,6 +14,7 @@ from agent.core import Candidate, Feedback, Task
 from agent.llm import ChatSettings, LLMCallError, LLMProposer
 from agent.openai_stub import serve_openai_stub
 from mechanistic.data import ObservedData
+from sandbox.runner import Frame, ModuleError
 
 MODULE = """# structure: logistic growth
 from mechanistic import Gaussian, LogUniform, Model
@@ -83,8 +84,8 @@ def test_follow_up_and_repair_over_the_wire(task, monkeypatch):
         proposer = LLMProposer.from_base_url(url, "test-model", api_key_env="MMW_STUB_KEY",
                                              settings=ChatSettings(temperature=0.0, seed=7))
         [cand] = proposer.propose(task, 1)
-        error = {"kind": "exception", "type": "ValueError", "message": "bad init",
-                 "frames": [{"lineno": 10, "name": "<module>", "line": "m.init(N=5)"}]}
+        error = ModuleError("exception", "ValueError", "bad init",
+                            (Frame(lineno=10, name="<module>", line="m.init(N=5)"),))
         fixed = proposer.repair(task, cand, Feedback("error", "bad init", error=error))
     assert fixed is not None and "m.init(N=6)" in fixed.source
     bodies = [r["body"] for r in server.requests]

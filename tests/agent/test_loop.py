@@ -84,7 +84,7 @@ def test_name_error_is_repaired_from_the_traceback(sandbox, tmp_path):
     result, chat, store = run(decay_task(), [fenced(broken), fenced(DECAY)], sandbox, tmp_path,
                               initial=1, max_nodes=2)
     first, second = sorted(result.nodes, key=lambda n: n.repairs)
-    assert first.status == "invalid" and first.error["type"] == "NameError"
+    assert first.status == "invalid" and first.error.type == "NameError"
     assert second.ok and second.candidate.origin == "repair"
     assert second.candidate.parent == first.id
     repair_prompt = "\n".join(m["content"] for m in chat.prompts[1])

@@ -46,6 +46,9 @@ NODE_FILES = [  # (change to good1's node.json, what the error names)
     (lambda n: {**n, "roles": {"S": 1}}, "roles['S'] must be a string"),
     (lambda n: {**n, "candidate": {**n["candidate"], "id": "../../x"}}, "not a candidate id"),
     (lambda n: {**n, "candidate": {**n["candidate"], "id": "bad2"}}, "not the folder's"),
+    (lambda n: {**n, "error": ["a"]}, "error must be a string or an error object"),
+    (lambda n: {**n, "error": {"frames": [{"lineno": "3"}]}}, "frames[0]: its line or "
+     "offset is not a line number"),
 ]
 
 
