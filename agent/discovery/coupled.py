@@ -248,6 +248,7 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
         sup = [where.get(StackedTerm.own(t, c)) for c, t in combo]
         if all(j is not None for j in sup):
             seeds.append(tuple(sorted(set(sup))))  # type: ignore[arg-type]
+    seeds += _projected_seeds(per_state, cols, stacked, where)
     finals: dict[tuple[int, ...], float] = {}
     for seed_support in seeds:
         sup, score = problem.improve(list(seed_support))
@@ -284,6 +285,44 @@ def _independent_supports(per_state: Mapping[str, Sequence[SparseModel]],
         for alt in list(per_state[c])[1:3]:
             pick = {**best, c: alt}
             out.append([(k, t) for k in cols for t in pick[k].terms])
+    return out
+
+
+def _projected_seeds(per_state: Mapping[str, Sequence[SparseModel]], cols: Sequence[str],
+                     stacked: Sequence[StackedTerm], where: Mapping[StackedTerm, int]
+                     ) -> list[tuple[int, ...]]:
+    """Seeds that read one state's best model as couplings and leave the other states to
+    the search: its ``-u * x`` becomes the shared dilution, each gain ``f`` that vanishes
+    with another state A a flow ``A -> x`` (one seed per yield), other terms stay its own.
+    A well-identified state (biomass in a chemostat) thereby hands its mechanism to a
+    poorly identified one (the substrate), which per-state seeds cannot do."""
+    out: list[tuple[int, ...]] = []
+    for c in cols:
+        if not per_state.get(c):
+            continue
+        fixed: list[int] = []
+        flows: list[list[int]] = []
+        for term, coef in zip(per_state[c][0].terms, per_state[c][0].coefficients,
+                              strict=True):
+            if term.kind == "product" and coef < 0 and len(term.variables) == 2 \
+                    and term.variables[1] == c:
+                dil = StackedTerm.dilution(term.variables[0])
+                if dil in where:
+                    fixed.append(where[dil])
+                    continue
+            options = [j for j, s in enumerate(stacked) if s.role == "flow" and coef > 0
+                       and s.target == c and s.base == term]
+            if options:
+                flows.append(options)
+                continue
+            own = StackedTerm.own(term, c)
+            if own in where:
+                fixed.append(where[own])
+        if not flows:
+            continue
+        for options in flows:  # one flow at a time, every yield of it
+            for j in options:
+                out.append(tuple(sorted({*fixed, j})))
     return out
 
 
@@ -486,7 +525,8 @@ def _refine_k(m: SparseModel, stacked: Sequence[StackedTerm], big: np.ndarray,
 def _split(m: SparseModel, cols: Sequence[str], blocks: _Blocks, target: np.ndarray,
            rows: int, columns_of: Callable[[Sequence[StackedTerm]], np.ndarray]
            ) -> tuple[dict[str, SparseModel], float] | None:
-    """Per-state models of one stacked support, and the system score."""
+    """Per-state models of one stacked support and the system score (shared
+    coefficients counted once)."""
     pred = columns_of(m.terms) @ np.asarray(m.coefficients)
     resid = target - pred
     per: dict[str, tuple[list[Term], list[float], list[float]]] = {c: ([], [], [])

@@ -43,6 +43,7 @@ from agent.discovery.regression import (
     sparse_path,
 )
 from agent.discovery.terms import Term, TermLibraryConfig, build_library, feature_matrix
+from agent.discovery.trajectory import trajectory_r2
 
 __all__ = ["MIN_POINTS", "Identification", "Structure", "identify"]
 
@@ -60,6 +61,7 @@ class Structure:
     score: float
     r2: Mapping[str, float] = field(default_factory=dict)
     system_score: float | None = None   # set for coupled structures (shared coefficients)
+    path_r2: float | None = None        # variance the simulated training path explains
 
     @property
     def n_terms(self) -> int:
@@ -168,9 +170,24 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
         structures += _coupled(designs, terms, cols, list(inputs), per_state, values,
                                max_terms=max_terms, n_thresholds=n_thresholds,
                                bootstrap=bootstrap, seed=seed)
-    ranked = sorted(structures, key=lambda s: _system_score(s, designs))
+    ranked = _rank(structures, designs, t, values, fns)
     return Identification(tuple(ranked[:max(1, max_structures)]), "", method, scales,
                           first, tuple(inputs))
+
+
+def _rank(structures: Sequence[Structure], designs: Mapping[str, _Design], t: np.ndarray,
+          values: Mapping[str, np.ndarray],
+          fns: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> list[Structure]:
+    """Best first by the weak-form system score, after every structure whose simulated
+    training path explains none of the data's variance (or cannot be simulated; see
+    :mod:`agent.discovery.trajectory`) has been put last."""
+    scored = []
+    for s in structures:
+        path = trajectory_r2(s.equations, t, values, fns)
+        scored.append((not path > 0.0, _system_score(s, designs),
+                       replace(s, path_r2=path)))
+    scored.sort(key=lambda e: (e[0], e[1]))
+    return [e[2] for e in scored]
 
 
 def _system_score(s: Structure, designs: Mapping[str, _Design]) -> float:

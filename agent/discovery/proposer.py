@@ -69,8 +69,11 @@ class DiscoveryProposer:
             spec = render_structure(task, ident, s)
             lines = s.describe()
             fit = ", ".join(f"{c}: {v:.0%}" for c, v in s.r2.items())
+            sim = (f"; simulated from the first row it explains {s.path_r2:.0%} of the "
+                   f"training variance" if s.path_r2 is not None and s.path_r2 > -1e9
+                   else "; it could not be simulated from the first row")
             note = (f"discovered ({s.label}, {ident.method} form; path reconstructed "
-                    f"{fit}): " + "; ".join(lines))
+                    f"{fit}{sim}): " + "; ".join(lines))
             slug = s.label.split()[0]
             cand = _candidate(spec, "propose", None, note, slug)
             cand = replace(cand, structure=f"discovered: {s.n_terms} terms"

@@ -387,3 +387,20 @@ def test_coupled_flow_renders_as_one_flow():
     spec = render_structure(stirred_tank(), ident, ident.structures[0])
     between = [f for f in spec.flows if f.source is not None and f.target is not None]
     assert len(between) == 1, spec.flows
+
+
+def test_trajectory_filter_scores_simulated_paths():
+    """The simulated path of the true decay law explains the data; a blow-up scores -inf
+    and a wrong sign explains nothing."""
+    from agent.discovery.regression import SparseModel
+    from agent.discovery.trajectory import trajectory_r2
+
+    t = np.linspace(0.0, 10.0, 41)
+    x = 5.0 * np.exp(-0.3 * t)
+
+    def law(term: Term, c: float) -> dict[str, SparseModel]:
+        return {"x": SparseModel((term,), (c,), 0.0, 0.0, (1.0,))}
+
+    assert trajectory_r2(law(Term("linear", ("x",)), -0.3), t, {"x": x}, {}) > 0.999
+    assert trajectory_r2(law(Term("square", ("x",)), 2.0), t, {"x": x}, {}) == -math.inf
+    assert trajectory_r2(law(Term("linear", ("x",)), 0.05), t, {"x": x}, {}) < 0.0
