@@ -43,7 +43,7 @@ from agent.discovery.regression import (
     sparse_path,
 )
 from agent.discovery.terms import Term, TermLibraryConfig, build_library, feature_matrix
-from agent.discovery.trajectory import trajectory_r2
+from agent.discovery.trajectory import bounded_under_inputs, trajectory_r2
 
 __all__ = ["MIN_POINTS", "Identification", "Structure", "identify"]
 
@@ -62,6 +62,7 @@ class Structure:
     r2: Mapping[str, float] = field(default_factory=dict)
     system_score: float | None = None   # set for coupled structures (shared coefficients)
     path_r2: float | None = None        # variance the simulated training path explains
+    bounded: bool | None = None         # stays bounded with inputs held at known extremes
 
     @property
     def n_terms(self) -> int:
@@ -170,22 +171,27 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
         structures += _coupled(designs, terms, cols, list(inputs), per_state, values,
                                max_terms=max_terms, n_thresholds=n_thresholds,
                                bootstrap=bootstrap, seed=seed)
-    ranked = _rank(structures, designs, t, values, fns)
+    levels = {name: (float(np.nanmin(i.values)), float(np.nanmax(i.values)))
+              for name, i in inputs.items() if np.isfinite(i.values).any()}
+    ranked = _rank(structures, designs, t, values, fns, levels)
     return Identification(tuple(ranked[:max(1, max_structures)]), "", method, scales,
                           first, tuple(inputs))
 
 
 def _rank(structures: Sequence[Structure], designs: Mapping[str, _Design], t: np.ndarray,
           values: Mapping[str, np.ndarray],
-          fns: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> list[Structure]:
+          fns: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+          levels: Mapping[str, tuple[float, float]]) -> list[Structure]:
     """Best first by the weak-form system score, after every structure whose simulated
-    training path explains none of the data's variance (or cannot be simulated; see
-    :mod:`agent.discovery.trajectory`) has been put last."""
+    training path explains none of the data's variance (or cannot be simulated), or that
+    diverges with a known input held at its lowest or highest known level, has been put
+    last (see :mod:`agent.discovery.trajectory`)."""
     scored = []
     for s in structures:
         path = trajectory_r2(s.equations, t, values, fns)
-        scored.append((not path > 0.0, _system_score(s, designs),
-                       replace(s, path_r2=path)))
+        bounded = path > 0.0 and bounded_under_inputs(s.equations, t, values, levels)
+        scored.append((not bounded, _system_score(s, designs),
+                       replace(s, path_r2=path, bounded=bounded)))
     scored.sort(key=lambda e: (e[0], e[1]))
     return [e[2] for e in scored]
 

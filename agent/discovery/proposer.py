@@ -72,6 +72,9 @@ class DiscoveryProposer:
             sim = (f"; simulated from the first row it explains {s.path_r2:.0%} of the "
                    f"training variance" if s.path_r2 is not None and s.path_r2 > -1e9
                    else "; it could not be simulated from the first row")
+            if s.bounded is False and s.path_r2 is not None and s.path_r2 > 0:
+                sim += ("; it diverges with a known input held at a level the data show "
+                        "(ranked last)")
             note = (f"discovered ({s.label}, {ident.method} form; path reconstructed "
                     f"{fit}{sim}): " + "; ".join(lines))
             slug = s.label.split()[0]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["BLOW_UP", "SECONDS", "trajectory_r2"]
+__all__ = ["BLOW_UP", "SECONDS", "bounded_under_inputs", "trajectory_r2"]
 
 BLOW_UP = 1e3        # |state| beyond this multiple of the largest observation: diverged
 SECONDS = 2.0        # wall-clock budget of one integration
@@ -47,16 +47,34 @@ def trajectory_r2(equations: Mapping[str, object], t: np.ndarray,
     column to a model with ``terms`` and
     ``coefficients`` (see :class:`agent.discovery.regression.SparseModel`); ``observed``
     holds the gap-filled training observations at times ``t``."""
-    from scipy.integrate import solve_ivp
-
     cols = list(equations)
     t = np.asarray(t, dtype=float)
     y_obs = np.vstack([np.asarray(observed[c], dtype=float) for c in cols])
     if t.size < 3 or not np.isfinite(y_obs).all():
         return -math.inf
     top = float(np.nanmax(np.abs(y_obs))) or 1.0
+    path = _integrate(equations, t, y_obs[:, 0], top, inputs, seconds)
+    if path is None:
+        return -math.inf
+    sse = sst = 0.0
+    for i in range(len(cols)):
+        spread = float(np.std(y_obs[i])) or float(np.mean(np.abs(y_obs[i]))) or 1.0
+        r = (path[i] - y_obs[i]) / spread
+        d = (y_obs[i] - y_obs[i].mean()) / spread
+        sse += float(r @ r)
+        sst += float(d @ d)
+    return 1.0 - sse / sst if sst > 0 else -math.inf
+
+
+def _integrate(equations: Mapping[str, object], t: np.ndarray, y0: np.ndarray, top: float,
+               inputs: Mapping[str, Callable[[np.ndarray], np.ndarray]], seconds: float
+               ) -> np.ndarray | None:
+    """The path at ``t`` from ``y0``, or None when it fails, diverges or runs too long."""
+    from scipy.integrate import solve_ivp
+
+    cols = list(equations)
     models = [equations[c] for c in cols]
-    coefs = [np.asarray(m.coefficients, dtype=float) for m in models]
+    coefs = [np.asarray(m.coefficients, dtype=float) for m in models]  # type: ignore[attr-defined]
     deadline = time.monotonic() + seconds
 
     def rhs(tt: float, x: np.ndarray) -> np.ndarray:
@@ -76,17 +94,36 @@ def trajectory_r2(equations: Mapping[str, object], t: np.ndarray,
     diverged.terminal = True  # type: ignore[attr-defined]
     try:
         with np.errstate(all="ignore"):
-            sol = solve_ivp(rhs, (t[0], t[-1]), y_obs[:, 0], method="LSODA", t_eval=t,
-                            rtol=1e-5, atol=1e-9 * top, events=diverged)
+            sol = solve_ivp(rhs, (t[0], t[-1]), y0, method="LSODA", t_eval=t, rtol=1e-5,
+                            atol=1e-9 * top, events=diverged)
     except (ValueError, ArithmeticError, OverflowError, np.linalg.LinAlgError):
-        return -math.inf
-    if sol.status != 0 or sol.y.shape != y_obs.shape or not np.isfinite(sol.y).all():
-        return -math.inf
-    sse = sst = 0.0
-    for i in range(len(cols)):
-        spread = float(np.std(y_obs[i])) or float(np.mean(np.abs(y_obs[i]))) or 1.0
-        r = (sol.y[i] - y_obs[i]) / spread
-        d = (y_obs[i] - y_obs[i].mean()) / spread
-        sse += float(r @ r)
-        sst += float(d @ d)
-    return 1.0 - sse / sst if sst > 0 else -math.inf
+        return None
+    if sol.status != 0 or sol.y.shape != (len(cols), t.size) or not np.isfinite(sol.y).all():
+        return None
+    return sol.y
+
+
+def bounded_under_inputs(equations: Mapping[str, object], t: np.ndarray,
+                         observed: Mapping[str, np.ndarray],
+                         levels: Mapping[str, tuple[float, float]],
+                         seconds: float = SECONDS) -> bool:
+    """Whether the structure stays within ``BLOW_UP`` times the observed range when every
+    known input is held, from the last training row for as long as the training window, at
+    the lowest and at the highest level it was observed at.
+
+    A what-if question moves an input; a mechanism that explodes when an input merely stays
+    at a level the data already showed (a substrate equation whose correction terms feed
+    back on themselves) cannot answer one, however well it fits the increments.
+    """
+    if not levels:
+        return True
+    cols = list(equations)
+    y_obs = np.vstack([np.asarray(observed[c], dtype=float) for c in cols])
+    top = float(np.nanmax(np.abs(y_obs))) or 1.0
+    span = np.linspace(0.0, float(t[-1] - t[0]), 41)
+    for pick in (0, 1):
+        held = {u: (lambda tt, v=lv[pick]: np.full(np.shape(tt), v))
+                for u, lv in levels.items()}
+        if _integrate(equations, span, y_obs[:, -1], top, held, seconds) is None:
+            return False
+    return True

@@ -404,3 +404,20 @@ def test_trajectory_filter_scores_simulated_paths():
     assert trajectory_r2(law(Term("linear", ("x",)), -0.3), t, {"x": x}, {}) > 0.999
     assert trajectory_r2(law(Term("square", ("x",)), 2.0), t, {"x": x}, {}) == -math.inf
     assert trajectory_r2(law(Term("linear", ("x",)), 0.05), t, {"x": x}, {}) < 0.0
+
+
+def test_bounded_under_inputs_flags_a_law_that_feeds_on_its_input():
+    """dx/dt = -x + u stays bounded for any held u; dx/dt = u*x (x grows with the input)
+    diverges once u is held at its highest level."""
+    from agent.discovery.regression import SparseModel
+    from agent.discovery.trajectory import bounded_under_inputs
+
+    t = np.linspace(0.0, 50.0, 51)
+    x = np.ones_like(t)
+    levels = {"u": (0.0, 0.5)}
+    stable = {"x": SparseModel((Term("linear", ("x",)), Term("linear", ("u",))),
+                               (-1.0, 1.0), 0.0, 0.0, (1.0, 1.0))}
+    runaway = {"x": SparseModel((Term("product", ("u", "x")),), (1.0,), 0.0, 0.0, (1.0,))}
+    assert bounded_under_inputs(stable, t, {"x": x}, levels)
+    assert not bounded_under_inputs(runaway, t, {"x": x}, levels)
+    assert bounded_under_inputs(runaway, t, {"x": x}, {})
