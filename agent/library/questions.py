@@ -10,6 +10,7 @@ fills one in by guessing. Texts are expected lower-cased with single spaces (see
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -352,6 +353,19 @@ def schedule(q: str, model_unit: str | None, horizon: float | None) -> Schedule:
     interval, words = step
     if not interval > 0:
         raise ValueError(f"the dosing interval ({words}) must be positive")
+    if at and len(at) >= 2:
+        # 'three more weekly doses at days 56, 63 and 70': the listed times are the
+        # schedule and the repeat word describes them; refuse when they disagree
+        listed = sorted(at)
+        gaps = [b - a for a, b in itertools.pairwise(listed)]
+        count = _dose_count(q)
+        if any(abs(g - interval) > 1e-6 * max(1.0, interval) for g in gaps):
+            raise ValueError(f"the question lists doses at {', '.join(f'{v:g}' for v in listed)}"
+                             f" but also says {words}; say one or the other")
+        if count is not None and count != len(listed):
+            raise ValueError(f"the question names {count} doses but lists {len(listed)} "
+                             f"times; say one or the other")
+        return Schedule(tuple(listed), listed[0], interval, words)
     if at and len(at) == 1 and not _START.search(q):
         start = at[0]  # '100 mg every 12 hours at hour 48' starts at 48
     count = _dose_count(q)

@@ -287,6 +287,16 @@ class Refusal:
     horizon: float | None = None
 
 
+# Found on the suite after the table was written (onc-lung-chemoradio: the listed days were
+# read as "weekly from day 0 to the horizon", 18 doses); not counted in the table's rate.
+LISTED_WITH_REPEAT_WORD = [
+    Case("T1-weekly-listed-days", "What if chemotherapy had continued with three more "
+         "weekly 90 mg doses of paclitaxel, at days 56, 63 and 70?", TUMOUR, "day",
+         [Dose("C", 90.0, (56.0, 63.0, 70.0))]),
+    Case("T2-daily-listed-hours", "What if she had taken 50 mg daily at hours 0, 24 and 48?",
+         PK_1CPT, "hour", [Dose("central", 50.0, (0.0, 24.0, 48.0))]),
+]
+
 REFUSALS: list[Refusal] = [
     Refusal("weather", "What if the weather had been better?", SEIR, "day", "cannot map"),
     Refusal("vague-virus", "Had we done something about the virus?", SEIR, "day", "cannot map"),
@@ -388,6 +398,18 @@ def test_question_maps_exactly(case: Case) -> None:
     # translate() is the same mapping, as a bare list
     assert _exact(translate(case.question, case.roles, case.unit, inputs=case.inputs,
                             regimen=case.regimen, horizon=case.horizon), case.want)
+
+
+@pytest.mark.parametrize("case", _param(LISTED_WITH_REPEAT_WORD))
+def test_listed_times_win_over_a_repeat_word(case: Case) -> None:
+    got = _ask(case)["interventions"]
+    assert _exact(got, case.want), [g.to_dict() for g in got]
+
+
+def test_listed_times_that_contradict_the_repeat_word_are_refused() -> None:
+    case = Refusal("weekly-listed-wrong", "What if she had taken 50 mg weekly at days 1, 2 "
+                   "and 3?", TUMOUR, "day", "one or the other")
+    test_question_is_refused_with_a_reason(case)
 
 
 @pytest.mark.parametrize("refusal", [pytest.param(r, id=r.id) for r in REFUSALS])
