@@ -47,7 +47,9 @@ from agent.discovery.terms import Term
 __all__ = ["StackedTerm", "coupled_models", "system_score"]
 
 MAX_PAIRS = 12            # ordered state pairs whose flows are offered (3-4 states)
-YIELD_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0)  # gain of B per loss of A, unit-free
+# gain of B per loss of A: unit-free, and the same multiples of B's scale over A's (a flow
+# between columns in different units: mm of soil water into metres of water table)
+YIELD_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0)
 MAX_ESTIMATES = 2         # yields estimated from per-state models, added to the grid
 _YIELD_MATCH = 2.0        # K of a loss and a gain within this factor: the same family
 
@@ -153,16 +155,30 @@ def _estimated_yields(per_state: Mapping[str, Sequence[SparseModel]], src: str,
     return [float(np.exp(np.mean(np.log(g)))) for g in groups]
 
 
+def _yields(a: str, b: str, scales: Mapping[str, float],
+            per_state: Mapping[str, Sequence[SparseModel]]) -> list[float]:
+    """The yields offered for a flow a -> b: the unit-free grid, the grid times the ratio
+    of the columns' scales when that ratio is far from 1, and per-state estimates; none
+    within 25% of another."""
+    ys: list[float] = []
+    ratio = scales.get(b, 1.0) / scales.get(a, 1.0)
+    grids = [YIELD_GRID] + ([tuple(ratio * g for g in YIELD_GRID)]
+                            if math.isfinite(ratio) and ratio > 0
+                            and abs(math.log(ratio)) > math.log(3.0) else [])
+    cands = [y for g in grids for y in g] + _estimated_yields(per_state, a, b)[:MAX_ESTIMATES]
+    for y in cands:
+        if y > 0 and all(abs(math.log(y / o)) > math.log(1.25) for o in ys):
+            ys.append(float(y))
+    return ys
+
+
 def _stacked_terms(terms: Sequence[Term], cols: Sequence[str], inputs: Sequence[str],
-                   per_state: Mapping[str, Sequence[SparseModel]]) -> list[StackedTerm]:
+                   per_state: Mapping[str, Sequence[SparseModel]],
+                   scales: Mapping[str, float]) -> list[StackedTerm]:
     out = [StackedTerm.own(t, c) for c in cols for t in terms]
     pairs = [(a, b) for a in cols for b in cols if a != b][:MAX_PAIRS]
     for a, b in pairs:
-        ys = list(YIELD_GRID)
-        for est in _estimated_yields(per_state, a, b)[:MAX_ESTIMATES]:
-            if min(abs(math.log(est / g)) for g in ys) > math.log(1.25):
-                ys.append(est)
-        for y in ys:
+        for y in _yields(a, b, scales, per_state):
             out += [StackedTerm.flow(t, a, b, y) for t in terms
                     if t.kind != "constant" and t.vanishes_when_zero(a)]
     out += [StackedTerm.dilution(u) for u in inputs]
@@ -188,13 +204,15 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
                    columns: Callable[[Sequence[Term]], np.ndarray],
                    per_state: Mapping[str, Sequence[SparseModel]], nonneg: Mapping[str, bool],
                    *, max_terms: int, n_thresholds: int, bootstrap: int, seed: int,
-                   top: int = 3) -> list[tuple[dict[str, SparseModel], float]]:
+                   top: int = 3, scales: Mapping[str, float] | None = None
+                   ) -> list[tuple[dict[str, SparseModel], float]]:
     """The best coupled systems: per-state models (flows split into a loss and a gain of
     the same term) and each system's :func:`system_score`, best first.
 
     ``theta`` is the per-state weak-form feature matrix ``[R, len(terms)]`` (the same for
     every state), ``targets`` each state's increments ``[R]``, ``columns`` rebuilds
-    feature columns for terms with other K (to refine them off the grid).
+    feature columns for terms with other K (to refine them off the grid), ``scales`` each
+    column's typical size (for the yields of flows between columns in different units).
     """
     rows = theta.shape[0]
     ok = np.isfinite(theta).all(axis=1)
@@ -228,7 +246,7 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
             if j is None:
                 break
             dil.setdefault(u, {})[c] = theta[:, j]
-    stacked = [s for s in _stacked_terms(terms, cols, inputs, per_state)
+    stacked = [s for s in _stacked_terms(terms, cols, inputs, per_state, scales or {})
                if s.role != "dilution" or s.input in dil]
     big = np.column_stack([
         blocks.column(s, theta[:, index[s.base.label]] if s.base else None,

@@ -138,6 +138,7 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
     first = {c: float(values[c][0]) for c in cols}
 
     designs = _designs(method, t, values, fns, terms, cols)
+    weak = ""
     per_state: dict[str, list[SparseModel]] = {}
     r2: dict[str, list[float]] = {}
     for c in cols:
@@ -155,22 +156,26 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
         refined.sort(key=lambda m: (m.score, m.size))
         refined = _distinct(refined)
         fits = [_r2(m, d) for m in refined]
-        if fits[0] < MIN_R2:
-            return Identification((), f"nothing explains the changes of {c!r}: the best "
-                                      f"model ({refined[0].describe()}) reconstructs "
-                                      f"{fits[0]:.0%} of its path (noise, or a hidden "
-                                      f"driver)",
-                                  method, scales, first, tuple(inputs))
+        if fits[0] < MIN_R2 and not weak:
+            # coupling may explain it (a slow state driven by a flow from another); the
+            # gate is applied to the whole structures below
+            weak = (f"nothing explains the changes of {c!r}: the best model "
+                    f"({refined[0].describe()}) reconstructs {fits[0]:.0%} of its path "
+                    f"(noise, or a hidden driver)")
         if max(refined[0].stability, default=0.0) < 0.5:
             return Identification((), f"every term selected for {c!r} is unstable under "
                                       f"resampling (the data do not pin its rate law down)",
                                   method, scales, first, tuple(inputs))
         per_state[c], r2[c] = refined, fits
-    structures = list(_combine(per_state, r2, max(max_structures, 3)))
+    structures = [s for s in _combine(per_state, r2, max(max_structures, 3))
+                  if min(s.r2.values()) >= MIN_R2]
     if coupled and len(cols) >= 2:
         structures += _coupled(designs, terms, cols, list(inputs), per_state, values,
                                max_terms=max_terms, n_thresholds=n_thresholds,
                                bootstrap=bootstrap, seed=seed)
+    if not structures:
+        return Identification((), weak or "no structure reconstructs every state's path",
+                              method, scales, first, tuple(inputs))
     levels = {name: (float(np.nanmin(i.values)), float(np.nanmax(i.values)))
               for name, i in inputs.items() if np.isfinite(i.values).any()}
     ranked = _rank(structures, designs, t, values, fns, levels)
@@ -217,7 +222,8 @@ def _coupled(designs: Mapping[str, _Design], terms: Sequence[Term], cols: Sequen
     d0 = designs[cols[0]]
     found = coupled_models(d0.theta, {c: designs[c].target for c in cols}, terms, cols,
                            inputs, d0.columns, per_state,
-                           {c: bool(values[c].min() >= 0) for c in cols}, **kw)
+                           {c: bool(values[c].min() >= 0) for c in cols},
+                           scales={c: _scale(values[c]) for c in cols}, **kw)
     out = []
     for i, (eqs, score) in enumerate(found):
         fits = {c: _r2(m, designs[c]) for c, m in eqs.items()}
