@@ -79,7 +79,7 @@ class LibraryProposer:
             return []
         text = critique.message + " " + json.dumps(dict(critique.residuals), default=str)
         return [_candidate(r.spec, "refine", candidate.id, r.note)
-                for r in refinements(spec, text)[:max(n, 0)]]
+                for r in refinements(spec, text, task.description)[:max(n, 0)]]
 
     def intervention(self, task: Task, candidate: Candidate, model_json: str,
                      question: str) -> list[Intervention]:

@@ -233,9 +233,24 @@ def _stage_flows(spec: ModelSpec) -> list[str]:
     return [n for n in ([main] if main else []) + inner + into_obs if n]
 
 
-def refinements(spec: ModelSpec, critique: str = "") -> list[Refinement]:
-    """Every applicable atomic edit, most promising first given the critique's words."""
+# Mechanisms a scientist names in the description: stronger evidence for an edit than a
+# residual pattern, so an edit the description names is tried first.
+_NAMED = {"saturation": ("saturat", "levels off", "level off", "michaelis", "holling",
+                         "so many", "capacity-limited", "handling time"),
+          "delay": ("reporting delay", "delayed report", "reported with a delay", "lag"),
+          "hidden_compartment": ("incubat", "latent", "not yet infectious", "exposed"),
+          "waning": ("waning", "wanes", "immunity fades", "lose their immunity",
+                     "immunity is lost", "temporary immunity"),
+          "peripheral": ("peripheral", "distributes into", "tissue", "biphasic",
+                         "two-compartment")}
+
+
+def refinements(spec: ModelSpec, critique: str = "",
+                description: str = "") -> list[Refinement]:
+    """Every applicable atomic edit, most promising first: those the task's description
+    names (``_NAMED``), then those the critique's words hint at, then the rest."""
     text = critique.lower()
+    told = " ".join(description.lower().split())
     options: list[tuple[str, Callable[[], ModelSpec | None], str]] = []
     stage = _stage_flows(spec)
     if stage:
@@ -258,7 +273,9 @@ def refinements(spec: ModelSpec, critique: str = "") -> list[Refinement]:
              "waning": ("rebound", "second wave", "resurg", "endemic", "recurr", "wave"),
              "peripheral": ("biphasic", "tail", "terminal", "slow phase", "distribution")}
     def rank(item: tuple[str, Callable[[], ModelSpec | None], str]) -> int:
-        return 0 if any(w in text for w in hints.get(item[0], ())) else 1
+        if any(re.search(rf"\b{re.escape(w)}", told) for w in _NAMED.get(item[0], ())):
+            return 0
+        return 1 if any(w in text for w in hints.get(item[0], ())) else 2
     out = []
     for kind, make, note in sorted(options, key=rank):
         new = make()

@@ -386,3 +386,13 @@ def test_fit_recovers_a_parameter_of_the_motif_that_simulated_the_data() -> None
                        FitConfig(starts=4, adam_steps=150, lbfgs_steps=30), train_until=18.0)
     assert result.params["r"] == pytest.approx(0.6, rel=0.1)
     assert result.params["K"] == pytest.approx(120.0, rel=0.1)
+
+
+def test_an_edit_the_description_names_comes_first() -> None:
+    """'the enzyme is saturable' puts saturation first although the critique hints at a
+    delay; words inside other words ('plague' holds 'lag') do not count."""
+    spec, _ = spec_of("SIR")
+    told = "Infection saturates: a person can only meet so many others in a day."
+    assert refinements(spec, "reports lag behind", told)[0].kind == "saturation"
+    assert refinements(spec, "", "a plague in a village")[0].kind not in ("delay",)
+    assert refinements(spec, "", "")[0].kind == refinements(spec)[0].kind
