@@ -35,6 +35,7 @@ import numpy as np
 from agent.core import Task
 from agent.discovery.coupled import coupled_models, system_score
 from agent.discovery.derivatives import fill_missing, smooth_series, weak_form
+from agent.discovery.derived import Derived, derived_columns
 from agent.discovery.regression import (
     SparseModel,
     information_criterion,
@@ -88,6 +89,7 @@ class Identification:
     scales: Mapping[str, float] = field(default_factory=dict)
     first: Mapping[str, float] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
+    derived: tuple[Derived, ...] = ()    # columns read off the states (agent.discovery.derived)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,8 @@ class _Design:
 
 def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str = "weak",
              max_terms: int = 5, bootstrap: int = 10, n_thresholds: int = 12, seed: int = 0,
-             max_structures: int = 3, coupled: bool = True) -> Identification:
+             max_structures: int = 3, coupled: bool = True,
+             find_derived: bool = True) -> Identification:
     """Per-state sparse selection on the training window, combined into whole systems.
 
     Never raises on bad data: too few rows, a column without values, nothing selected or
@@ -133,6 +136,8 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
     fns: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         name: (lambda tt, s=series: np.asarray(s.value_at(tt), dtype=float))
         for name, series in inputs.items()}
+    derived = tuple(derived_columns(t, values, fns, cols)) if find_derived else ()
+    cols = [c for c in cols if c not in {d.column for d in derived}]
     scales = {c: _scale(values[c]) for c in cols}
     terms = build_library(cols, scales, inputs=list(inputs), config=config)
     first = {c: float(values[c][0]) for c in cols}
@@ -180,7 +185,7 @@ def identify(task: Task, *, config: TermLibraryConfig | None = None, method: str
               for name, i in inputs.items() if np.isfinite(i.values).any()}
     ranked = _rank(structures, designs, t, values, fns, levels)
     return Identification(tuple(ranked[:max(1, max_structures)]), "", method, scales,
-                          first, tuple(inputs))
+                          first, tuple(inputs), derived)
 
 
 def _rank(structures: Sequence[Structure], designs: Mapping[str, _Design], t: np.ndarray,

@@ -75,6 +75,7 @@ class DiscoveryProposer:
             if s.bounded is False and s.path_r2 is not None and s.path_r2 > 0:
                 sim += ("; it diverges with a known input held at a level the data show "
                         "(ranked last)")
+            lines += [d.describe() for d in ident.derived]
             note = (f"discovered ({s.label}, {ident.method} form; path reconstructed "
                     f"{fit}{sim}): " + "; ".join(lines))
             slug = s.label.split()[0]

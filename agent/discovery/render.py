@@ -190,13 +190,22 @@ def render_structure(task: Task, ident: Identification, structure: Structure,
         noise, p = noise_for(profile.column(c))
         params.append(p)
         observes.append(ObsSpec(c, x, noise, doc=f"observed {c}"))
+    for d in ident.derived:
+        quantity = Term(d.term.kind, tuple(var_map[v] for v in d.term.variables)).expression()
+        k = fresh(f"k_{_ident(d.column)}")
+        params.append(ParamSpec(k, _prior(d.coefficient, COEF_FOLD),
+                                f"{d.column} per unit of {d.term.label}"))
+        noise, p = noise_for(profile.column(d.column))
+        params.append(p)
+        observes.append(ObsSpec(d.column, quantity, noise, scale=k,
+                                doc=f"{d.column}, read off the states ({d.term.label})"))
     controls = []
     for u in inputs:
         series = next(i for i in task.inputs if i.name == u)
         controls.append(ControlSpec(u, float(series.values[0]),
                                     series.doc or f"known input {u} (observed schedule)"))
     roles = [(f"input:{u}", u) for u in inputs] + [(c.lower(), names[c]) for c in cols]
-    doc = "; ".join(structure.describe())
+    doc = "; ".join([*structure.describe(), *(d.describe() for d in ident.derived)])
     spec = ModelSpec(
         title=title or f"Discovered dynamics of {', '.join(cols)}", motif="discovered",
         time_unit=profile.time_unit, doc=doc[:600],

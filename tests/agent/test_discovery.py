@@ -421,3 +421,30 @@ def test_bounded_under_inputs_flags_a_law_that_feeds_on_its_input():
     assert bounded_under_inputs(stable, t, {"x": x}, levels)
     assert not bounded_under_inputs(runaway, t, {"x": x}, levels)
     assert bounded_under_inputs(runaway, t, {"x": x}, {})
+
+
+def fishery(sd=0.05, seed=0) -> Task:
+    """Stock N with logistic growth, catch C = q E N (E boats, known); survey = N."""
+    t = np.linspace(0.0, 40.0, 81)
+    E = _steps([10.0, 25.0, 15.0, 30.0], [10.0, 20.0, 30.0])
+    r, K, q = 0.4, 1000.0, 0.01
+    y = _solve(lambda tt, s: [r * s[0] * (1 - s[0] / K) - q * E(tt) * s[0]], [900.0], t)
+    catch = q * E(t) * y[0]
+    return _task(t, {"survey": _noisy(y[0], sd, seed), "catch": _noisy(catch, sd, seed + 1)},
+                 {"E": E(t)}, description="a fish stock; effort E is known")
+
+
+def test_a_catch_column_is_read_off_the_stock():
+    """catch = q E N is detected as derived (q within 10%), the stock alone gets a rate law,
+    and the rendered module observes the catch as scale * E * stock; a second state that
+    merely co-varies with a product (the stirred tank's B) is not taken for one."""
+    ident = identify(fishery(), seed=0)
+    assert ident.ok, ident.reason
+    [d] = ident.derived
+    assert d.column == "catch" and set(d.term.variables) == {"E", "survey"}
+    assert d.coefficient == pytest.approx(0.01, rel=0.1)
+    assert all(set(s.equations) == {"survey"} for s in ident.structures)
+    spec = render_structure(fishery(), ident, ident.structures[0])
+    obs = {o.name: o for o in spec.observes}
+    assert obs["catch"].scale and "E" in obs["catch"].quantity
+    assert identify(stirred_tank(), seed=0).derived == ()
