@@ -125,9 +125,7 @@ _TASK_FIELDS = {
 TASK = record(_TASK_FIELDS, "a task object")
 
 _RESIDUAL = record({"n": (nullable(integer(0)), None), "rmse": (_NUM, None),
-                    "nrmse": (_NUM, None), "bias": (_NUM, None),
-                    "rmse_late": (_NUM, OPTIONAL), "late_from": (_NUM, OPTIONAL)},
-                   "a residual summary")
+                    "nrmse": (_NUM, None), "bias": (_NUM, None)}, "a residual summary")
 FIT = record({
     "params": (table(_NUM), {}), "free_params": (array(_NAME), []),
     "log_likelihood": (_NUM, None), "aic": (_NUM, None), "bic": (_NUM, None),

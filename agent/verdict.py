@@ -17,16 +17,6 @@ Errors are pooled over columns like the benchmark's forecast skill (``evals/metr
 saw of it, so the verdict on the validation window reads the same way as the skill on the
 test window. The candidate is *adequate* only when its error is at most ``MARGIN`` times
 every baseline's: a model that merely ties a naive forecast has not explained anything.
-
-**A later origin.** A forecast is used further from the data than the validation window
-tests: the benchmark's test window, and a user's question, lie after it, where the model
-runs at a long horizon while a naive forecast can start from the newest observation. A
-model that beats persistence early in the validation window and then drifts (a glucose
-curve that does not settle back to baseline, an epidemic that turns at the wrong time) is
-not adequate there. So the verdict also asks the best candidate, on the second half of the
-validation window (the fit reports its RMSE there, ``rmse_late``), to be no worse than
-persistence carried forward from the window's midpoint: the test window's situation,
-rehearsed inside the data the search may use.
 """
 
 from __future__ import annotations
@@ -44,7 +34,6 @@ __all__ = ["Verdict", "baseline_forecasts", "judge"]
 
 BASELINES = ("persistence", "mean", "trend")
 MARGIN = 0.9
-LATE = "persistence from mid-validation"
 
 
 @dataclass(frozen=True)
@@ -132,35 +121,6 @@ def _pooled(errors: Mapping[str, float], scales: Mapping[str, float]) -> float:
     return math.sqrt(total) if errors else math.nan
 
 
-def _late_check(task: Task, residuals: Mapping[str, Any], scales: Mapping[str, float]
-                ) -> tuple[float, float] | None:
-    """(candidate, persistence) pooled errors on the validation window's second half, the
-    naive forecast carried forward from the last observation at or before the midpoint;
-    None when the fit did not report the late half (older run folders, too few rows)."""
-    t = task.data.t
-    _, valid = _windows(task)
-    cand, base = {}, {}
-    for name in scales:
-        r = residuals.get(name)
-        if not isinstance(r, Mapping):
-            return None
-        late, start = r.get("rmse_late"), r.get("late_from")
-        if not (isinstance(late, int | float) and isinstance(start, int | float)
-                and math.isfinite(late) and math.isfinite(start)):
-            return None
-        y = task.data.values[name]
-        known = np.isfinite(y) & (t <= start)
-        rows = valid & np.isfinite(y) & (t > start)
-        if not known.any() or not rows.any():
-            return None
-        origin = y[known][-1]
-        cand[name] = float(late) ** 2
-        base[name] = float(np.mean((y[rows] - origin) ** 2))
-    if not cand:
-        return None
-    return _pooled(cand, scales), _pooled(base, scales)
-
-
 def judge(task: Task, best: Any | None) -> Verdict:
     """The verdict for ``best`` (a Node: its fit's validation residuals carry the RMSE per
     column) against the baselines on the task's validation window."""
@@ -196,18 +156,9 @@ def judge(task: Task, best: Any | None) -> Verdict:
                f"{error:.3g} against persistence {baselines['persistence']:.3g}, the "
                f"training mean {baselines['mean']:.3g} and a straight-line trend "
                f"{baselines['trend']:.3g}")
-    late = _late_check(task, residuals, scales)
-    if late is not None:
-        late_error, late_base = late
-        baselines[LATE] = late_base
-        numbers += (f"; on the second half of the window {late_error:.3g} against "
-                    f"persistence from its midpoint {late_base:.3g}")
-        if late_error <= late_base:
-            beaten.append(LATE)
-    needed = [*BASELINES, *([LATE] if late is not None else [])]
-    if all(b in beaten for b in needed):
+    if len(beaten) == len(BASELINES):
         return Verdict(True, best.id, error, baselines, f"{numbers}.")
-    worse = ", ".join(b for b in needed if b not in beaten)
+    worse = ", ".join(b for b in BASELINES if b not in beaten)
     return Verdict(False, best.id, error, baselines,
                    f"no adequate structure was found: the {numbers}; it is not clearly "
                    f"better than {worse}, so its forecasts and what-if answers should not "

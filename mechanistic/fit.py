@@ -313,15 +313,9 @@ def _auto_solver(times: np.ndarray, t0: float) -> RK4:
 
 
 def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
-                      predicted: np.ndarray, z: np.ndarray, top: int = 3,
-                      late: bool = False) -> dict[str, Any]:
-    """Per observable: size and sign of the misfit, and where it is worst (for repair).
-
-    ``late``: also the RMSE over the window's second half in time (``rmse_late``, rows
-    after ``late_from``), which the adequacy verdict compares with a naive forecast made
-    from that later origin (see :mod:`agent.verdict`)."""
+                      predicted: np.ndarray, z: np.ndarray, top: int = 3) -> dict[str, Any]:
+    """Per observable: size and sign of the misfit, and where it is worst (for repair)."""
     out: dict[str, Any] = {}
-    late_from = float(times[0] + (times[-1] - times[0]) / 2) if late and times.size else None
     for j, name in enumerate(model.observable_names):
         mask = ~np.isnan(observed[:, j])
         if not mask.any():
@@ -340,11 +334,6 @@ def _residual_summary(model: Model, times: np.ndarray, observed: np.ndarray,
             "largest": [{"t": float(times[mask][i]), "observed": float(y[i]),
                          "predicted": float(f[i]), "z": float(zs[i])} for i in order],
         }
-        if late_from is not None:
-            after = times[mask] > late_from
-            out[name]["late_from"] = late_from
-            out[name]["rmse_late"] = (float(np.sqrt(np.mean(err[after] ** 2)))
-                                      if after.any() else None)
     return out
 
 
@@ -880,7 +869,7 @@ def fit_model(
         mask = ~is_train
         n_valid = int((~np.isnan(y_all[mask])).sum())
         valid_res = _residual_summary(model, data.t[mask], y_all[mask], predicted[mask],
-                                      z_np[mask], late=True)
+                                      z_np[mask])
         valid_ll = float(point[0][torch.as_tensor(mask)].sum())
         nrmse = [v["nrmse"] for v in valid_res.values()]
         valid_err = float(np.mean(nrmse)) if nrmse else None
