@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -91,13 +91,10 @@ class StackedTerm:
         return cls("product", (u, "@all"), None, None, "dilution", None, input=u)
 
     def with_k(self, K: float) -> StackedTerm:
-        base = Term(self.base.kind, self.base.variables, K, self.base.n) if self.base else None
-        return StackedTerm(self.kind, self.variables, K, self.n, self.role, base, self.state,
-                           self.target, self.yield_, self.input)
+        return replace(self, K=K, base=replace(self.base, K=K) if self.base else None)
 
     def with_yield(self, y: float) -> StackedTerm:
-        return StackedTerm(self.kind, self.variables, self.K, self.n, self.role, self.base,
-                           self.state, self.target, float(y), self.input)
+        return replace(self, yield_=float(y))
 
 
 @dataclass(frozen=True)
@@ -214,7 +211,6 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
     feature columns for terms with other K (to refine them off the grid), ``scales`` each
     column's typical size (for the yields of flows between columns in different units).
     """
-    rows = theta.shape[0]
     ok = np.isfinite(theta).all(axis=1)
     for c in cols:
         ok &= np.isfinite(targets[c])
@@ -260,7 +256,8 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
         else:
             sign.append(1)
     problem = _Problem(big, target, sign, stacked, len(cols) * max_terms)
-    where = {st: j for j, st in enumerate(stacked)}
+    stack = _Stack(stacked, big, target, sign, blocks, ok, columns)
+    where = stack.where
     seeds: list[tuple[int, ...]] = []
     for combo in _independent_supports(per_state, cols):
         sup = [where.get(StackedTerm.own(t, c)) for c, t in combo]
@@ -280,9 +277,8 @@ def coupled_models(theta: np.ndarray, targets: Mapping[str, np.ndarray],
         _, coef, rss = problem.fit(list(sup))
         m = SparseModel(tuple(ts), tuple(float(c) for c in coef), rss, problem.score(sup),
                         problem.stability(list(sup), rng, bootstrap))
-        m = _refine_k(m, stacked, big, target, sign, blocks, ok, columns)
-        split = _split(m, cols, blocks, target, rows,
-                       lambda ts: _support_matrix(ts, stacked, big, blocks, ok, columns))
+        m = _refine_k(m, stack)
+        split = _split(m, cols, blocks, target, rows, stack.matrix)
         if split is not None:
             out.append(split)
         if len(out) >= top:
@@ -458,44 +454,39 @@ class _Problem:
         return tuple(float(h / n) for h in hits)
 
 
-def _support_matrix(ts: Sequence[StackedTerm], stacked: Sequence[StackedTerm],
-                    big: np.ndarray, blocks: _Blocks, ok: np.ndarray,
-                    columns: Callable[[Sequence[Term]], np.ndarray]) -> np.ndarray:
-    """Stacked columns of ``ts``: read from ``big`` when the term is one of the library's,
-    rebuilt (weak form, then stacked) when its K was moved off the grid."""
-    where = _index_of(stacked)
-    out = []
-    for t in ts:
-        j = where.get(t)
-        if j is not None:
-            out.append(big[:, j])
-            continue
-        key = (id(columns), t.base)
-        if key not in _BASE_CACHE:
-            if len(_BASE_CACHE) > 256:
-                _BASE_CACHE.clear()
-            _BASE_CACHE[key] = np.asarray(columns([t.base]))[:, 0][ok]
-        out.append(blocks.column(t, _BASE_CACHE[key], {}))
-    return np.column_stack(out)
+@dataclass
+class _Stack:
+    """The stacked problem's columns, for supports whose K or yield moved off the grid:
+    read from ``big`` when the term is one of the library's, rebuilt (weak form, then
+    stacked) otherwise, each rebuilt base column computed once per problem."""
+
+    stacked: Sequence[StackedTerm]
+    big: np.ndarray
+    target: np.ndarray
+    sign: Sequence[int]
+    blocks: _Blocks
+    ok: np.ndarray
+    columns: Callable[[Sequence[Term]], np.ndarray]
+    where: dict[StackedTerm, int] = field(init=False)
+    _bases: dict[Term, np.ndarray] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.where = {s: j for j, s in enumerate(self.stacked)}
+
+    def matrix(self, ts: Sequence[StackedTerm]) -> np.ndarray:
+        out = []
+        for t in ts:
+            j = self.where.get(t)
+            if j is not None:
+                out.append(self.big[:, j])
+                continue
+            if t.base not in self._bases:
+                self._bases[t.base] = np.asarray(self.columns([t.base]))[:, 0][self.ok]
+            out.append(self.blocks.column(t, self._bases[t.base], {}))
+        return np.column_stack(out)
 
 
-_BASE_CACHE: dict[tuple[int, Term | None], np.ndarray] = {}
-_INDEX: dict[int, tuple[Sequence[StackedTerm], dict[StackedTerm, int]]] = {}
-
-
-def _index_of(stacked: Sequence[StackedTerm]) -> dict[StackedTerm, int]:
-    """Column positions of the stacked terms, built once per problem."""
-    hit = _INDEX.get(id(stacked))
-    if hit is None or hit[0] is not stacked:
-        _INDEX.clear()
-        hit = (stacked, {s: j for j, s in enumerate(stacked)})
-        _INDEX[id(stacked)] = hit
-    return hit[1]
-
-
-def _refine_k(m: SparseModel, stacked: Sequence[StackedTerm], big: np.ndarray,
-              target: np.ndarray, sign: Sequence[int], blocks: _Blocks, ok: np.ndarray,
-              columns: Callable[[Sequence[Term]], np.ndarray]) -> SparseModel:
+def _refine_k(m: SparseModel, stack: _Stack) -> SparseModel:
     """Each K and each flow's yield by a bounded search on its log (a factor 2 either side,
     about the grids' spacing, as the per-state refinement does), the support and its signs
     kept; then a refit."""
@@ -504,11 +495,12 @@ def _refine_k(m: SparseModel, stacked: Sequence[StackedTerm], big: np.ndarray,
     ts = list(m.terms)
     if not any(t.K is not None or t.role == "flow" for t in ts):
         return m
-    signs = [sign[stacked.index(t)] for t in ts]
+    target = stack.target
+    signs = [stack.sign[stack.where[t]] for t in ts]
     worst = 10.0 * float(target @ target) + 1.0
 
     def rss_of(trial: Sequence[StackedTerm]) -> float:
-        a = _support_matrix(trial, stacked, big, blocks, ok, columns)
+        a = stack.matrix(trial)
         if not np.isfinite(a).all():
             return worst
         kept, _, rss = refit(a, target, list(range(len(trial))), signs)
@@ -533,8 +525,7 @@ def _refine_k(m: SparseModel, stacked: Sequence[StackedTerm], big: np.ndarray,
                                   method="bounded", options={"xatol": 1e-3})
             if float(res.fun) < min(loss(x0), worst):
                 ts[i] = make(float(res.x))
-    a = _support_matrix(ts, stacked, big, blocks, ok, columns)
-    kept, coef, rss = refit(a, target, list(range(len(ts))), signs)
+    kept, coef, rss = refit(stack.matrix(ts), target, list(range(len(ts))), signs)
     if len(kept) != len(ts):
         return m
     return SparseModel(tuple(ts), tuple(float(c) for c in coef), rss, m.score, m.stability)
