@@ -184,6 +184,12 @@ def prepare_candidate(
     """Every stage before the fit: sandbox, model JSON, checks. Returns the node and the
     fit still to run (``None`` when the candidate stopped before it)."""
     node = Node(candidate, INVALID, depth=depth, repairs=repairs)
+    rejected = (candidate.details or {}).get("rejected")
+    if isinstance(rejected, str):
+        # the proposer could not make a module of the answer (a structured answer that
+        # failed validation, an answer with no code): a failed node with the reason
+        node.error = ModuleError.host("answer", "InvalidAnswer", rejected)
+        return node, None
     run = run_model_module(candidate.source, filename="simulator.py", sandbox=sandbox)
     if log is not None:
         log({"kind": "sandbox_run", "node": candidate.id, "ok": run.ok,

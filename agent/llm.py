@@ -41,6 +41,7 @@ from agent.extract import (
     several_modules_problem,
     structure_label,
 )
+from agent.llm_context import drop_examples, estimate_tokens, window_from_error
 from mechanistic.errors import DataError, ModelError
 from mechanistic.interventions import (
     Intervention,
@@ -63,6 +64,7 @@ __all__ = [
 
 Message = tuple[str, str]   # (role, content); role is system | user | assistant
 _LOCAL_KEY = "sk-local-no-key"
+MIN_ANSWER_TOKENS = 256     # less room than this in the context window: refuse the call
 
 
 class LLMCallError(RuntimeError):
@@ -84,6 +86,7 @@ class ChatSettings:
     timeout_s: float | None = 180.0
     max_retries: int = 2
     seed: int | None = None
+    context_window: int | None = None   # tokens; None: unknown until a server refuses one
 
     def __post_init__(self) -> None:
         if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
@@ -92,6 +95,8 @@ class ChatSettings:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.context_window is not None and self.context_window < 256:
+            raise ValueError(f"context_window must be >= 256 tokens, got {self.context_window}")
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"max_retries": self.max_retries}
@@ -243,6 +248,20 @@ def _text(content: Any) -> str:
     return str(content)
 
 
+def _strict_ok(schema: Any) -> bool:
+    """Whether OpenAI's strict mode takes ``schema``: every object lists all its
+    properties as required and allows no others (optional fields need strict off)."""
+    if isinstance(schema, Mapping):
+        if schema.get("type") == "object" and (
+                schema.get("additionalProperties") is not False
+                or set(schema.get("required", ())) != set(schema.get("properties", {}))):
+            return False
+        return all(_strict_ok(v) for v in schema.values())
+    if isinstance(schema, list):
+        return all(_strict_ok(v) for v in schema)
+    return True
+
+
 def _token_counts(response: Any) -> tuple[int, int]:
     usage = getattr(response, "usage_metadata", None) or {}
     prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
@@ -260,7 +279,8 @@ class LLMProposer:
 
     def __init__(self, chat_model: BaseChatModel, *, name: str = "llm",
                  log: EventSink | None = None, max_followups: int = 2,
-                 prompt_version: str = "v1") -> None:
+                 prompt_version: str = "v1", context_window: int | None = None,
+                 answer_tokens: int | None = None) -> None:
         if max_followups < 0:
             raise ValueError(f"max_followups must be >= 0, got {max_followups}")
         self.chat_model = chat_model
@@ -272,6 +292,10 @@ class LLMProposer:
         self.model_label = str(getattr(chat_model, "model_name", None)
                                or getattr(chat_model, "model", None) or type(chat_model).__name__)
         self._proposed: list[str] = []   # structure labels so far, to ask for new ones
+        # The model's context window in tokens (a setting, or learned from a refusal) and
+        # the answer length the chat model was built with: together they bound the prompt.
+        self.context_window = context_window
+        self.answer_tokens = answer_tokens
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -286,13 +310,15 @@ class LLMProposer:
             from langchain.chat_models import init_chat_model
         except ImportError as exc:
             raise ValueError("the LLM agent needs langchain: pip install langchain") from exc
+        settings = settings or ChatSettings()
         try:
-            model = init_chat_model(spec, **(settings or ChatSettings()).kwargs())
+            model = init_chat_model(spec, **settings.kwargs())
         except Exception as exc:  # provider packages raise many types for a bad spec or key
             raise ValueError(f"cannot build a chat model from {spec!r}: "
                              f"{type(exc).__name__}: {exc}") from exc
         proposer = cls(model, name=name, log=log, max_followups=max_followups,
-                       prompt_version=prompt_version)
+                       prompt_version=prompt_version, context_window=settings.context_window,
+                       answer_tokens=settings.max_tokens)
         proposer.model_label = spec
         return proposer
 
@@ -322,7 +348,8 @@ class LLMProposer:
         chat = ChatOpenAI(model=model, base_url=url, api_key=key, seed=settings.seed,
                           **settings.kwargs())
         proposer = cls(chat, name=name, log=log, max_followups=max_followups,
-                       prompt_version=prompt_version)
+                       prompt_version=prompt_version, context_window=settings.context_window,
+                       answer_tokens=settings.max_tokens)
         proposer.model_label = f"{model}@{url}"
         return proposer
 
@@ -391,11 +418,13 @@ class LLMProposer:
         messages = self._start(prompt)
         problem = ""
         for attempt in range(2):   # the answer, then one re-ask with the validation error
-            answer = self._call(messages, "intervention", attempt)
+            answer = self._call(messages, "intervention", attempt,
+                                response_format=self.intervention_schema)
             value, problem_text = extract_json(answer)
             problem = problem_text or ""
             if value is not None:
-                if isinstance(value, Mapping) and "unmappable" in value:
+                value = self._intervention_value(value)
+                if isinstance(value, Mapping) and value.get("unmappable"):
                     raise ValueError(f"the question cannot be expressed on "
                                      f"{candidate.structure!r}: {value['unmappable']}")
                 try:
@@ -412,6 +441,13 @@ class LLMProposer:
                          f"{candidate.structure!r}: {problem}")
 
     # ------------------------------------------------------------------------ helpers
+    intervention_schema: Mapping[str, Any] | None = None
+    """A JSON Schema for what-if answers (the structured channel sets one)."""
+
+    def _intervention_value(self, value: Any) -> Any:
+        """A what-if answer's JSON before it is read as interventions (a hook)."""
+        return value
+
     def _start(self, prompt: str) -> list[Message]:
         return [("system", self.prompts.render("system")), ("user", prompt)]
 
@@ -444,7 +480,77 @@ class LLMProposer:
             messages = [*messages, ("assistant", answer), ("user", problem or "")]
         return []
 
-    def _call(self, messages: list[Message], purpose: str, attempt: int = 0) -> str:
+    def _call(self, messages: list[Message], purpose: str, attempt: int = 0,
+              response_format: Mapping[str, Any] | None = None) -> str:
+        """One chat call, logged; the answer's text.
+
+        ``response_format`` is a JSON Schema the answer must follow (the structured
+        channel, :mod:`agent.structured`). The prompt is fitted to the context window
+        first (:meth:`_fit_context`); a server that refuses it and names its window is
+        believed, and the call is made once more, shortened to that window."""
+        for retry in range(2):
+            sent, cap, shortened = self._fit_context(messages)
+            try:
+                return self._call_once(sent, purpose, attempt, response_format, cap,
+                                       shortened)
+            except LLMCallError as exc:
+                window = window_from_error(str(exc))
+                if retry or window is None or window == self.context_window:
+                    raise
+                self.context_window = window
+        raise AssertionError("unreachable")
+
+    def _fit_context(self, messages: list[Message]) -> tuple[list[Message], int | None, bool]:
+        """The messages to send, the answer's token cap and whether examples were dropped.
+
+        Unknown window: sent as they are. Otherwise the prompt plus the answer must fit:
+        the system prompt's worked examples go first, then the answer is capped at what
+        is left; a prompt that leaves less than ``MIN_ANSWER_TOKENS`` is refused here,
+        loudly, rather than cut by the server."""
+        window = self.context_window
+        if window is None:
+            return messages, None, False
+        answer = self.answer_tokens or window
+        size = estimate_tokens([content for _, content in messages])
+        shortened = False
+        if size + min(answer, window // 2) > window:
+            messages = [(role, drop_examples(content) if role == "system" else content)
+                        for role, content in messages]
+            size = estimate_tokens([content for _, content in messages])
+            shortened = True
+        cap = min(answer, window - size)
+        if cap < MIN_ANSWER_TOKENS:
+            raise LLMCallError(
+                f"{self.name}: the prompt (about {size} tokens, examples dropped) leaves no "
+                f"room for an answer in {self.model_label}'s context window of {window} "
+                f"tokens; give the server a larger context (llama.cpp: --n_ctx) and say so "
+                f"with --context-window")
+        return messages, (cap if cap < answer or self.answer_tokens is None else None), \
+            shortened
+
+    def _runnable(self, response_format: Mapping[str, Any] | None, cap: int | None) -> Any:
+        """The chat model, bound to the answer's cap and the JSON Schema, if any.
+
+        OpenAI-compatible endpoints (and the scripted test model) get the schema as
+        ``response_format`` (type ``json_schema``), which OpenAI, vLLM, Ollama and
+        llama.cpp's server all honour; other providers go through langchain's
+        ``with_structured_output``, and only its raw message is used: the answer is
+        parsed here, under limits, never by the client."""
+        model: Any = self.chat_model
+        if cap is not None:
+            model = model.bind(max_tokens=cap)
+        if response_format is None:
+            return model
+        if getattr(self.chat_model, "_llm_type", "") in ("openai-chat", "mmw-scripted"):
+            return model.bind(response_format={"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": dict(response_format),
+                "strict": _strict_ok(response_format)}})
+        return model.with_structured_output(dict(response_format), method="json_schema",
+                                            include_raw=True)
+
+    def _call_once(self, messages: list[Message], purpose: str, attempt: int,
+                   response_format: Mapping[str, Any] | None, cap: int | None,
+                   shortened: bool) -> str:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
         kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
@@ -454,9 +560,14 @@ class LLMProposer:
             "purpose": purpose, "attempt": attempt, "prompt_version": self.prompts.version,
             "messages": [{"role": role, "content": content} for role, content in messages],
         }
+        if response_format is not None:
+            event["response_format"] = "json_schema"
+        if cap is not None or shortened:
+            event.update(context_window=self.context_window, answer_cap=cap,
+                         examples_dropped=shortened)
         try:
-            response = self.chat_model.invoke([kinds[role](content=content)
-                                               for role, content in messages])
+            response = self._runnable(response_format, cap).invoke(
+                [kinds[role](content=content) for role, content in messages])
         except Exception as exc:  # any provider/transport failure
             seconds = time.perf_counter() - start
             self.usage.add(0, 0, seconds)
@@ -466,7 +577,12 @@ class LLMProposer:
             raise LLMCallError(f"{self.name}: the {purpose} call to {self.model_label} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
         seconds = time.perf_counter() - start
-        text = _text(response.content)
+        if isinstance(response, Mapping):   # with_structured_output(include_raw=True)
+            response = response.get("raw")
+        text = _text(getattr(response, "content", ""))
+        calls = getattr(response, "tool_calls", None) or []
+        if not text.strip() and calls and isinstance(calls[0], Mapping):
+            text = json.dumps(calls[0].get("args"), default=str)  # a provider's tool call
         prompt_tokens, completion_tokens = _token_counts(response)
         self.usage.add(prompt_tokens, completion_tokens, seconds)
         self._emit({**event, "answer": text, "prompt_tokens": prompt_tokens,

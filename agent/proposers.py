@@ -33,6 +33,7 @@ class ProposerSettings:
     api_key_env: str = "OPENAI_API_KEY"  # where a remote endpoint's key is read from
     prompt_version: str = "v1"
     chat: ChatSettings | None = None  # sampling and transport; the seed above wins
+    structured: bool = False          # llm: answers are JSON specifications (agent/structured)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -64,18 +65,23 @@ def _offline(settings: ProposerSettings) -> Proposer:
 def _llm(settings: ProposerSettings) -> Proposer:
     from agent.llm import ChatSettings, LLMProposer
 
+    cls = LLMProposer
+    if settings.structured:
+        from agent.structured.proposer import StructuredLLMProposer
+
+        cls = StructuredLLMProposer
     chat = replace(settings.chat or ChatSettings(), seed=settings.seed)
     if settings.base_url:
         # "openai:NAME" names the protocol, not the model; other colons (Ollama's
         # "llama3:8b") belong to the model name.
         name = settings.llm.removeprefix("openai:") if settings.llm else "default"
-        return LLMProposer.from_base_url(settings.base_url, name, settings.api_key_env,
+        return cls.from_base_url(settings.base_url, name, settings.api_key_env,
                                          settings=chat, log=settings.log,
                                          prompt_version=settings.prompt_version)
     if not settings.llm:
         raise ValueError("--agent llm needs --llm provider:model (e.g. openai:gpt-4o-mini) "
                          "or --base-url URL of an OpenAI-compatible endpoint")
-    return LLMProposer.from_spec(settings.llm, settings=chat, log=settings.log,
+    return cls.from_spec(settings.llm, settings=chat, log=settings.log,
                                  prompt_version=settings.prompt_version)
 
 

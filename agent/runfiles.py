@@ -121,6 +121,8 @@ _TASK_FIELDS = {
     "inputs": (nullable(array(anything(), 1000)), []), "agent": (text(100), "offline"),
     "llm": (nullable(_NAME), None), "base_url": (nullable(_NAME), None),
     "seed": (integer(), 0), "search": (table(anything(), 1000), {}),
+    # --agent llm's mode and window (structured, context_window, answer_tokens)
+    "chat": (table(anything(), 100), {}),
 }
 TASK = record(_TASK_FIELDS, "a task object")
 

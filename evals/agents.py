@@ -147,6 +147,8 @@ class LLMSettings:
     timeout_s: float | None = 180.0
     max_retries: int = 2
     prompt_version: str = "v1"
+    structured: bool = False              # JSON specifications (agent/structured)
+    context_window: int | None = None     # the served model's window, when known
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -160,7 +162,8 @@ class LLMSettings:
         return {"model": self.model, "base_url": self.base_url,
                 "api_key_env": self.api_key_env, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "timeout_s": self.timeout_s,
-                "max_retries": self.max_retries, "prompt_version": self.prompt_version}
+                "max_retries": self.max_retries, "prompt_version": self.prompt_version,
+                "structured": self.structured, "context_window": self.context_window}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LLMSettings:
@@ -336,6 +339,17 @@ def _llm_agent(llm: LLMSettings | None) -> BenchAgent:
     return SearchAgent("llm", _llm_factory(llm), _full_search)
 
 
+def _llm_structured_agent(llm: LLMSettings | None) -> BenchAgent:
+    """The ``llm`` agent in structured mode, under its own name, so that one bench run
+    puts both modes of the same model side by side on the leaderboard."""
+    if llm is None:
+        raise ValueError("the llm-structured agent needs a chat model: give --llm-model "
+                         "(a 'provider:model' spec, or a model name with --base-url)")
+    _check_key(llm)
+    return SearchAgent("llm-structured", _llm_factory(replace(llm, structured=True)),
+                       _full_search)
+
+
 def _neural_agent(llm: LLMSettings | None) -> BenchAgent:
     from evals.neural import NeuralAgent
 
@@ -358,6 +372,7 @@ def _register_builtin() -> None:
             spec = replace(spec, applies=lambda task: task.name in OWN_MOTIFS)
         register_agent(name, spec)
     register_agent("llm", AgentSpec(_llm_agent))
+    register_agent("llm-structured", AgentSpec(_llm_structured_agent))
     register_agent("neural", AgentSpec(_neural_agent, needs_sandbox=False))
     register_agent("oracle", AgentSpec(lambda llm: StructureAgent("oracle"),
                                        applies=lambda task: task.truth_model is not None,
@@ -420,11 +435,13 @@ def _llm_factory(settings: LLMSettings) -> ProposerFactory:
         from agent.proposers import ProposerSettings, make_proposer
 
         chat = ChatSettings(temperature=settings.temperature, max_tokens=settings.max_tokens,
-                            timeout_s=settings.timeout_s, max_retries=settings.max_retries)
+                            timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+                            context_window=settings.context_window)
         return make_proposer("llm", ProposerSettings(
             seed=seed, llm=settings.model, base_url=settings.base_url,
             api_key_env=settings.api_key_env, prompt_version=settings.prompt_version,
-            chat=chat, log=TrajectoryLog(workdir / "trajectory.jsonl")))
+            chat=chat, structured=settings.structured,
+            log=TrajectoryLog(workdir / "trajectory.jsonl")))
     return build
 
 

@@ -43,7 +43,8 @@ class ModuleError:
     ``multiple_models``, ``serialization``, ``runner``, ``timeout``, ``limit``,
     ``crashed``, ``sandbox``; from the host after it (:meth:`host`) ``serialization``
     (the model JSON refused), ``limit`` (the checks past a host bound), ``fit``,
-    ``sandbox``.
+    ``sandbox``; and ``answer``: the proposer's answer gave no module to run (a
+    structured specification that failed validation, an answer without code).
 
     ``compact``: an error the host met outside the module's run, made by :meth:`host`.
     It has no frames, and :meth:`to_dict` writes it as run folders have always held such

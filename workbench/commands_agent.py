@@ -9,7 +9,7 @@ Laplace draws around its fit.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -26,12 +26,19 @@ DESCRIPTION_MAX_BYTES = 256 * 1024
 
 
 def _make_proposer(agent: str, llm: str | None, base_url: str | None, seed: int,
-                   log: Any) -> Any:
-    """The proposer registered as ``agent`` (agent/proposers.py), with the run's settings."""
+                   log: Any, chat: Mapping[str, Any] | None = None) -> Any:
+    """The proposer registered as ``agent`` (agent/proposers.py), with the run's settings;
+    ``chat``: the LLM's mode and window (``structured``, ``context_window``,
+    ``answer_tokens``), as task.json keeps them for --resume."""
+    from agent.llm import ChatSettings
     from agent.proposers import ProposerSettings, make_proposer
 
+    chat = chat or {}
+    settings = ChatSettings(context_window=chat.get("context_window"),
+                            max_tokens=chat.get("answer_tokens") or ChatSettings().max_tokens)
     return make_proposer(agent, ProposerSettings(seed=seed, llm=llm, base_url=base_url,
-                                                 log=log))
+                                                 log=log, chat=settings,
+                                                 structured=bool(chat.get("structured"))))
 
 
 def _plot_node(store: Any, node: Any, task: Any) -> None:
@@ -95,6 +102,16 @@ def model_command(
     base_url: Annotated[str | None, typer.Option(
         "--base-url", help="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); key "
                            "from OPENAI_API_KEY.")] = None,
+    structured: Annotated[bool, typer.Option(
+        "--structured", help="--agent llm answers JSON model specifications under a JSON "
+                             "Schema, rendered into modules by the host (for small and "
+                             "local models).")] = False,
+    context_window: Annotated[int | None, typer.Option(
+        "--context-window", min=256, help="The LLM's context window in tokens (else "
+                                          "learned from the server's refusal).")] = None,
+    answer_tokens: Annotated[int | None, typer.Option(
+        "--answer-tokens", min=16, help="Longest LLM answer in tokens (default 8192).")]
+    = None,
     max_nodes: Annotated[int, typer.Option("--max-nodes", min=1,
                                            help="Budget: candidates evaluated.")] = 12,
     initial: Annotated[int, typer.Option("--initial", min=1,
@@ -131,7 +148,9 @@ def model_command(
         _run_model(out, data, describe, describe_file, train_until, validate_until, agent,
                    llm, base_url, max_nodes, initial, max_llm_calls, max_tokens,
                    max_seconds, seed, resume, _console, inputs, start_from, workers=workers,
-                   fit_strategy=fit_strategy)
+                   fit_strategy=fit_strategy,
+                   chat={"structured": structured, "context_window": context_window,
+                         "answer_tokens": answer_tokens})
 
 
 def predict_command(
@@ -222,7 +241,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
                max_tokens: int | None, max_seconds: float | None, seed: int, resume: bool,
                console_factory: Any, inputs_option: str | None = None,
                start_from: Path | None = None, *, workers: int | None = None,
-               fit_strategy: str = "shooting") -> None:
+               fit_strategy: str = "shooting", chat: Mapping[str, Any] | None = None) -> None:
     from agent.core import Task
     from agent.fitpool import default_workers
     from agent.loop import Search, SearchConfig
@@ -242,6 +261,7 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
     if resume:
         task, meta = store.read_task()
         agent_kind, llm, base_url = meta["agent"], meta.get("llm"), meta.get("base_url")
+        chat = meta.get("chat") if isinstance(meta.get("chat"), dict) else {}
         seed = meta.get("seed", seed)
         nodes = store.load_nodes()
         console.print(f"resuming {out}: {len(nodes)} finished candidate(s)", markup=False)
@@ -270,12 +290,16 @@ def _run_model(out: Path, data_path: Path | None, describe: str | None,
             raise ValueError(f"--fit-strategy must be one of {', '.join(STRATEGIES)}, got "
                              f"{fit_strategy!r}")
         config = replace(config, fit=replace(config.fit, strategy=fit_strategy))
-    meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed,
+    chat = {k: v for k, v in (chat or {}).items() if v}
+    if chat and agent_kind != "llm":
+        raise ValueError("--structured, --context-window and --answer-tokens are settings "
+                         "of --agent llm")
+    meta = {"agent": agent_kind, "llm": llm, "base_url": base_url, "seed": seed, "chat": chat,
             "search": config.to_dict()}
     if not resume:
         store.write_task(task, meta)
     log = store.trajectory
-    proposer = _make_proposer(agent_kind, llm, base_url, seed, log)
+    proposer = _make_proposer(agent_kind, llm, base_url, seed, log, chat)
     if start_from is not None:
         from agent.start_from import StartFromProposer
 
@@ -417,9 +441,12 @@ def _run_counterfactual(run: Path, what: str | None, intervention: Path | None,
     proposer = None
     if items is None:
         _, meta = RunStore(run).read_task()
-        proposer = _make_proposer(agent_kind or meta.get("agent", "library"),
-                                  llm or meta.get("llm"), base_url or meta.get("base_url"),
-                                  int(meta.get("seed", 0)), RunStore(run).trajectory)
+        kind = agent_kind or meta.get("agent", "library")
+        chat = meta.get("chat") if kind == meta.get("agent") and \
+            isinstance(meta.get("chat"), dict) else None
+        proposer = _make_proposer(kind, llm or meta.get("llm"),
+                                  base_url or meta.get("base_url"),
+                                  int(meta.get("seed", 0)), RunStore(run).trajectory, chat)
     data = fitted.task.data
     grid = parse_time_spec(t) if t else data.t
     _check_simulation_size(fitted, grid, draws)

@@ -37,10 +37,11 @@ def _agents(value: str) -> list[str]:
     return names
 
 
-def _llm(agents: list[str], model: str | None, base_url: str | None) -> dict[str, Any] | None:
+def _llm(agents: list[str], model: str | None, base_url: str | None,
+         context_window: int | None = None) -> dict[str, Any] | None:
     """LLM settings as data (validated here, so a typo fails before any job starts)."""
     if model is None and base_url is None:
-        if "llm" in agents:
+        if "llm" in agents or "llm-structured" in agents:
             raise ValueError("--agents llm needs --llm-model provider:model (e.g. "
                              "openai:gpt-4o-mini) or --base-url URL of an OpenAI-compatible "
                              "endpoint")
@@ -50,7 +51,7 @@ def _llm(agents: list[str], model: str | None, base_url: str | None) -> dict[str
     name = model or "default"
     if base_url:  # "openai:NAME" names the protocol; the endpoint wants the bare name
         name = name.removeprefix("openai:")
-    return LLMSettings(model=name, base_url=base_url).to_dict()
+    return LLMSettings(model=name, base_url=base_url, context_window=context_window).to_dict()
 
 
 def _executor(kind: str, workers: int, address: str | None) -> Any:
@@ -62,11 +63,13 @@ def _executor(kind: str, workers: int, address: str | None) -> Any:
         return LocalProcessExecutor(workers=workers)
     if kind == "ray":
         try:
-            from evals.executor_ray import RayExecutor
+            import ray  # noqa: F401  (the optional dependency; RayExecutor imports it lazily)
         except ImportError as exc:
             raise ValueError(f"--executor ray is not available here ({exc}); install the "
                              f"ray extra (pip install 'mmw[ray]') or use --executor local"
                              ) from None
+        from evals.executor_ray import RayExecutor
+
         return RayExecutor(address=address, workers=workers)
     raise ValueError(f"--executor {kind!r}: use local or ray")
 
@@ -174,6 +177,9 @@ def run_command(
                             "at --base-url.")] = None,
     base_url: Annotated[str | None, typer.Option(
         "--base-url", help="OpenAI-compatible endpoint for the llm agent.")] = None,
+    context_window: Annotated[int | None, typer.Option(
+        "--context-window", min=256, help="The llm agents' model's context window in "
+                                          "tokens (else learned from the server).")] = None,
     tasks_dir: TasksDir = None,
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="Run errors and timeouts again when resuming.")] = False,
@@ -188,7 +194,7 @@ def run_command(
     console, err = _console(), _console(stderr=True)
     with _user_errors():
         names = _agents(agents)
-        llm = _llm(names, llm_model, base_url)
+        llm = _llm(names, llm_model, base_url, context_window)
         runner = _executor(executor, workers, address)
         budget = Budget(max_seconds=budget_seconds, max_nodes=max_nodes)
         chosen = select(tasks, tasks_dir)

@@ -65,8 +65,10 @@ def test_make_agent_refuses_unknown_names_and_an_unconfigured_llm():
         make_agent("llm", {"model": "m", "base_url": "https://api.example.com/v1",
                            "api_key_env": "MMW_NO_SUCH_KEY"})
     assert LLMSettings.from_dict(LLMSettings("openai:gpt-4o").to_dict()).model == "openai:gpt-4o"
+    local = {"model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    assert make_agent("llm-structured", local).name == "llm-structured"
     for name in agent_names():
-        if name != "llm":
+        if name not in ("llm", "llm-structured"):   # these two need a chat model
             assert make_agent(name).name == name
 
 
