@@ -296,6 +296,7 @@ class LLMProposer:
         # the answer length the chat model was built with: together they bound the prompt.
         self.context_window = context_window
         self.answer_tokens = answer_tokens
+        self._last_answer, self._last_problem = "", ""
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -368,6 +369,8 @@ class LLMProposer:
         modules = self._ask_modules(self._start(prompt), "propose")
         out = [self._candidate(code, "propose") for code in modules[:n]]
         self._proposed.extend(c.structure for c in out)
+        if not out:   # nothing usable after the follow-ups: a failed node that says why
+            out = [self._rejected("propose")]
         return out
 
     def repair(self, task: Task, candidate: Candidate, feedback: Feedback) -> Candidate | None:
@@ -456,15 +459,29 @@ class LLMProposer:
         return Candidate(id=candidate_id(code), source=code, structure=structure_label(code),
                          origin=origin, parent=parent, note=note, proposer=self.name)
 
+    def _rejected(self, origin: str) -> Candidate:
+        """A candidate that is not a module: the last answer's problem, for the search to
+        record as a failed node (``details["rejected"]``, never run), the answer kept."""
+        problem, answer = self._last_problem or "no usable answer", self._last_answer
+        source = ("# structure: unusable answer\n# The answer held no usable module; nothing "
+                  "of it was run:\n" + "\n".join(f"# {line}" for line in problem.splitlines())
+                  + "\n")
+        return Candidate(id=candidate_id(source + answer), source=source,
+                         structure="unusable answer", origin=origin, note="rejected answer",
+                         proposer=self.name,
+                         details={"rejected": problem, "answer": answer[:20_000]})
+
     def _ask_modules(self, messages: list[Message], purpose: str, single: bool = False,
                      exclude: set[str] | None = None) -> list[str]:
-        """Ask, then follow up on unusable answers; [] once the follow-ups are spent.
+        """Ask, then follow up on unusable answers; [] once the follow-ups are spent
+        (the last answer and its problem are kept for :meth:`_rejected`).
 
         ``single``: exactly one module is wanted (a repair); several are then ambiguous.
         """
         exclude = {code.strip() for code in exclude or ()}
         for attempt in range(self.max_followups + 1):
             answer = self._call(messages, purpose, attempt)
+            self._last_answer = answer
             found = extract_modules(answer)
             modules = [m for m in found.modules if m.strip() not in exclude]
             if single and len(modules) > 1:
@@ -477,6 +494,7 @@ class LLMProposer:
                            "complete module in one ```python block.")
             else:
                 problem = found.problem
+            self._last_problem = problem or ""
             messages = [*messages, ("assistant", answer), ("user", problem or "")]
         return []
 

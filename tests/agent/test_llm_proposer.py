@@ -126,17 +126,19 @@ def test_unclosed_fence_is_still_a_candidate(task):
     assert cand.source == SIR and model.calls == 1
 
 
-def test_garbage_only_gives_no_candidate_and_no_crash(task):
+def test_garbage_only_gives_a_rejected_candidate_and_no_crash(task):
     proposer, model, events = make([GARBAGE] * 5, max_followups=2)
-    assert proposer.propose(task, 3) == []
+    [rejected] = proposer.propose(task, 3)   # the search records it as a failed node
+    assert "no ```python code block" in rejected.details["rejected"]
+    assert rejected.details["answer"] == GARBAGE and "Model(" not in rejected.source
     assert model.calls == 3 and model.remaining == 2
     assert proposer.usage.llm_calls == 3 and len(events) == 3
 
 
 def test_zero_follow_ups(task):
     proposer, model, _ = make([GARBAGE, block(SIR)], max_followups=0)
-    assert proposer.propose(task, 1) == []
-    assert model.calls == 1
+    [rejected] = proposer.propose(task, 1)
+    assert "rejected" in rejected.details and model.calls == 1
 
 
 def test_propose_prompt_content(task):

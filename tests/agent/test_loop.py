@@ -137,10 +137,13 @@ def test_garbage_answers_do_not_crash_the_loop(sandbox, tmp_path):
     assert chat.calls == 4
     assert result.best is not None and result.best.ok
     assert result.stop_reason.startswith("search space exhausted")
-    # Nothing usable at all: the search ends with a reason, not an exception.
-    result, _, _ = run(decay_task(), ["no", "```\n}}}{{{\n```"], sandbox, tmp_path / "b",
-                       initial=1, max_nodes=3)
-    assert result.nodes == [] and result.best is None
+    # Nothing usable at all: a failed node with the reason (its repairs give up too),
+    # and the search ends with a reason, not an exception.
+    result, _, _ = run(decay_task(), ["no", "```\n}}}{{{\n```", "no", "still no"], sandbox,
+                       tmp_path / "b", initial=1, max_nodes=3)
+    [node] = result.nodes
+    assert node.status == "invalid" and node.error.kind == "answer"
+    assert "does not declare a model" in node.error.message and result.best is None
     assert "no proposed structure" in result.stop_reason
 
 
