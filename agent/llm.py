@@ -25,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from agent.extract import (
     several_modules_problem,
     structure_label,
 )
-from agent.llm_context import drop_examples, estimate_tokens, window_from_error
+from agent.llm_context import drop_examples, estimate_tokens, served_window, window_from_error
 from mechanistic.errors import DataError, ModelError
 from mechanistic.interventions import (
     Intervention,
@@ -248,6 +248,14 @@ def _text(content: Any) -> str:
     return str(content)
 
 
+def _refuses_json_schema(message: str) -> bool:
+    """Whether a refusal is a server that does not know ``"type": "json_schema"``."""
+    text = message.lower()
+    return "json_object" in text or ("response_format" in text and any(
+        word in text for word in ("json_schema", "literal", "input should", "unsupported",
+                                  "not supported", "invalid")))
+
+
 def _strict_ok(schema: Any) -> bool:
     """Whether OpenAI's strict mode takes ``schema``: every object lists all its
     properties as required and allows no others (optional fields need strict off)."""
@@ -297,6 +305,11 @@ class LLMProposer:
         self.context_window = context_window
         self.answer_tokens = answer_tokens
         self._last_answer, self._last_problem = "", ""
+        # How a JSON Schema is sent: OpenAI's {"type": "json_schema", ...} (OpenAI, vLLM,
+        # Ollama, llama.cpp's llama-server), or {"type": "json_object", "schema": ...}, the
+        # only form llama-cpp-python's server takes; switched once when a server refuses
+        # the first.
+        self.schema_flavour = "json_schema"
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -346,6 +359,10 @@ class LLMProposer:
             raise ValueError("the LLM agent needs langchain-openai: "
                              "pip install langchain-openai") from exc
         settings = settings or ChatSettings()
+        if settings.context_window is None:   # vLLM and others say it in /models
+            window = served_window(url, model, key)
+            if window is not None:
+                settings = replace(settings, context_window=window)
         chat = ChatOpenAI(model=model, base_url=url, api_key=key, seed=settings.seed,
                           **settings.kwargs())
         proposer = cls(chat, name=name, log=log, max_followups=max_followups,
@@ -506,16 +523,22 @@ class LLMProposer:
         channel, :mod:`agent.structured`). The prompt is fitted to the context window
         first (:meth:`_fit_context`); a server that refuses it and names its window is
         believed, and the call is made once more, shortened to that window."""
-        for retry in range(2):
+        for retry in range(3):
             sent, cap, shortened = self._fit_context(messages)
             try:
                 return self._call_once(sent, purpose, attempt, response_format, cap,
                                        shortened)
             except LLMCallError as exc:
-                window = window_from_error(str(exc))
-                if retry or window is None or window == self.context_window:
+                if retry == 2:
                     raise
-                self.context_window = window
+                window = window_from_error(str(exc))
+                if window is not None and window != self.context_window:
+                    self.context_window = window
+                elif response_format is not None and self.schema_flavour == "json_schema" \
+                        and _refuses_json_schema(str(exc)):
+                    self.schema_flavour = "json_object"
+                else:
+                    raise
         raise AssertionError("unreachable")
 
     def _fit_context(self, messages: list[Message]) -> tuple[list[Message], int | None, bool]:
@@ -560,6 +583,9 @@ class LLMProposer:
         if response_format is None:
             return model
         if getattr(self.chat_model, "_llm_type", "") in ("openai-chat", "mmw-scripted"):
+            if self.schema_flavour == "json_object":   # llama-cpp-python's form
+                return model.bind(response_format={"type": "json_object",
+                                                   "schema": dict(response_format)})
             return model.bind(response_format={"type": "json_schema", "json_schema": {
                 "name": "answer", "schema": dict(response_format),
                 "strict": _strict_ok(response_format)}})

@@ -18,9 +18,15 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["drop_examples", "estimate_tokens", "window_from_error"]
+from mechanistic.errors import UntrustedDataError
+from mechanistic.untrusted import JsonLimits, parse_json
+
+__all__ = ["drop_examples", "estimate_tokens", "served_window", "window_from_error"]
 
 CHARS_PER_TOKEN = 3.0
 TOKENS_PER_MESSAGE = 8           # role markers of a chat template
@@ -55,6 +61,36 @@ def drop_examples(text: str) -> str:
         if not skipping:
             out.append(line)
     return "\n".join(out).strip()
+
+
+_MODELS_LIMITS = JsonLimits(max_bytes=1024 * 1024, max_depth=12, max_nodes=50_000)
+_WINDOW_KEYS = ("max_model_len", "context_length", "context_window", "n_ctx")
+
+
+def served_window(base_url: str, model: str, api_key: str, timeout: float = 3.0
+                  ) -> int | None:
+    """The window ``GET {base_url}/models`` reports for ``model`` (vLLM: ``max_model_len``;
+    others under similar names), read as untrusted JSON; None when the server says
+    nothing, or is not there yet."""
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/models",
+                                     headers={"Authorization": f"Bearer {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read(_MODELS_LIMITS.max_bytes + 1)
+        data: Any = parse_json(raw.decode("utf-8", "replace"), "the server's model list",
+                               _MODELS_LIMITS)
+    except (urllib.error.URLError, OSError, ValueError, UntrustedDataError):
+        return None
+    entries = data.get("data") if isinstance(data, dict) else None
+    entries = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    for entry in entries:
+        if entry.get("id") == model or len(entries) == 1:
+            for key in _WINDOW_KEYS:
+                value = entry.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and \
+                        256 <= value <= 10_000_000:
+                    return value
+    return None
 
 
 def window_from_error(message: str) -> int | None:
