@@ -9,6 +9,7 @@ and ``report.html``. Running the same command again resumes: finished jobs are r
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +39,8 @@ def _agents(value: str) -> list[str]:
 
 
 def _llm(agents: list[str], model: str | None, base_url: str | None,
-         context_window: int | None = None) -> dict[str, Any] | None:
+         context_window: int | None = None, answer_tokens: int | None = None
+         ) -> dict[str, Any] | None:
     """LLM settings as data (validated here, so a typo fails before any job starts)."""
     if model is None and base_url is None:
         if "llm" in agents or "llm-structured" in agents:
@@ -51,7 +53,10 @@ def _llm(agents: list[str], model: str | None, base_url: str | None,
     name = model or "default"
     if base_url:  # "openai:NAME" names the protocol; the endpoint wants the bare name
         name = name.removeprefix("openai:")
-    return LLMSettings(model=name, base_url=base_url, context_window=context_window).to_dict()
+    settings = LLMSettings(model=name, base_url=base_url, context_window=context_window)
+    if answer_tokens is not None:
+        settings = replace(settings, max_tokens=answer_tokens)
+    return settings.to_dict()
 
 
 def _executor(kind: str, workers: int, address: str | None) -> Any:
@@ -180,6 +185,9 @@ def run_command(
     context_window: Annotated[int | None, typer.Option(
         "--context-window", min=256, help="The llm agents' model's context window in "
                                           "tokens (else learned from the server).")] = None,
+    answer_tokens: Annotated[int | None, typer.Option(
+        "--answer-tokens", min=16, help="Longest answer of the llm agents, in tokens "
+                                        "(default 8192).")] = None,
     tasks_dir: TasksDir = None,
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="Run errors and timeouts again when resuming.")] = False,
@@ -194,7 +202,7 @@ def run_command(
     console, err = _console(), _console(stderr=True)
     with _user_errors():
         names = _agents(agents)
-        llm = _llm(names, llm_model, base_url, context_window)
+        llm = _llm(names, llm_model, base_url, context_window, answer_tokens)
         runner = _executor(executor, workers, address)
         budget = Budget(max_seconds=budget_seconds, max_nodes=max_nodes)
         chosen = select(tasks, tasks_dir)
