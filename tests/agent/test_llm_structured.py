@@ -190,3 +190,25 @@ def test_repair_after_a_fit_failure_shows_the_spec_and_the_error():
     proposer.repair(decay_task(), parent, Feedback("fit", "fitting failed", error=error))
     prompt = chat.prompts[0][-1]["content"]
     assert '"first-order decay"' in prompt and "no finite likelihood" in prompt
+
+
+def test_what_if_answers_under_the_intervention_schema(sandbox):
+    from mechanistic.interventions import Scale, Transfer
+    from mechanistic.serialize import model_from_json
+
+    built = build_spec(DECAY_SPEC, ["x"])
+    model_json = model_from_json(built.model.to_json()).to_json()
+    answer = {"interventions": [
+        {"kind": "scale", "target": "k", "factor": 0.5, "start": 5, "end": None,
+         "state": None, "source": None},
+        {"kind": "transfer", "source": "x", "target": None, "rate": 0.1, "start": 8}],
+        "unmappable": None}
+    chat = ScriptedChatModel([json.dumps(answer), json.dumps({"interventions": [],
+                                                              "unmappable": "no such thing"})])
+    proposer = StructuredLLMProposer(chat)
+    cand = Candidate("abc", built.source, "decay")
+    scale, transfer = proposer.intervention(decay_task(), cand, model_json, "halve k at 5")
+    assert isinstance(scale, Scale) and scale.factor == 0.5 and scale.end == float("inf")
+    assert isinstance(transfer, Transfer) and transfer.target is None
+    with pytest.raises(ValueError, match="no such thing"):
+        proposer.intervention(decay_task(), cand, model_json, "paint it blue")
