@@ -205,9 +205,10 @@ def render_critique(critique: Critique) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _training_summary(task: Task) -> str:
+def _training_summary(task: Task, structured: bool = False) -> str:
     """The data as the model may see it: the training window only (no peeking at the
-    validation rows that will score its candidates)."""
+    validation rows that will score its candidates). ``structured``: known inputs are
+    declared in the specification's "inputs", not with ``m.control``."""
     try:
         train, _ = task.data.split(task.train_until)
     except DataError:
@@ -221,10 +222,12 @@ def _training_summary(task: Task) -> str:
         steps = ", ".join(f"{v:.4g} from t={t:g}" if math.isfinite(t) else f"{v:.4g}"
                           for t, v in list(zip(changes.times, changes.values,
                                                strict=True))[:12])
+        how = (f'list it in "inputs" as {series.name!r} and use it in the rates it drives; '
+               f"it is not an observable") if structured else (
+            f"Declare it with m.control({series.name!r}, default=...) and use it in the "
+            f"rates it drives; never m.observe it")
         text += (f"\nknown input {series.name!r} ({series.doc or 'set by the experimenter'};"
-                 f" {series.interpolation} between samples): {steps}. Declare it with "
-                 f"m.control({series.name!r}, default=...) and use it in the rates it drives; "
-                 f"never m.observe it")
+                 f" {series.interpolation} between samples): {steps}. {how}")
     return text
 
 

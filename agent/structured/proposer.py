@@ -100,7 +100,7 @@ class StructuredLLMProposer(LLMProposer):
                      + "; ".join(labels) + "\n") if labels else ""
             prompt = self.prompts.render(
                 "structured_propose", description=task.description.strip(),
-                time_unit=task.time_unit, data_summary=_training_summary(task),
+                time_unit=task.time_unit, data_summary=_training_summary(task, True),
                 columns=", ".join(task.data.columns), avoid=avoid)
             out.append(self._ask_spec(task, self._start(prompt), "propose", "propose"))
         self._proposed.extend(c.structure for c in out if "rejected" not in c.details)
@@ -128,7 +128,7 @@ class StructuredLLMProposer(LLMProposer):
         prompt = self.prompts.render(
             "structured_refine", description=task.description.strip(),
             time_unit=task.time_unit, columns=", ".join(task.data.columns),
-            data_summary=_training_summary(task), structure=candidate.structure,
+            data_summary=_training_summary(task, True), structure=candidate.structure,
             spec=_spec_text(candidate), critique=render_critique(critique))
         return [self._ask_spec(task, self._start(prompt), "refine", "refine",
                                parent=candidate.id, note="structured refinement")
