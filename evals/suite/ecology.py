@@ -1,5 +1,11 @@
 """Population dynamics: prey and predators with a saturating (Holling type II) functional
-response, and a three-level plankton food chain.
+response, a three-level plankton food chain, a fished stock with known effort, and two
+competitors, the stronger one trapped at a known effort.
+
+``eco-squirrels-full`` (tag ``held-out``: written before any tuning of the discovery
+proposer and kept aside from it) is competition for one resource (each species logistic
+in its own numbers plus the other's, weighted by a competition coefficient), not
+predation, with the trapping effort (``trapping``, trap-days/ha/year) as a known input.
 
 Animal counts on a fixed monitoring grid are negative binomial; plankton and fish biomass
 estimates are log-normal. Removal questions (predator control, fishing) move a fraction
@@ -12,7 +18,7 @@ import numpy as np
 
 from evals.task import BenchTask, Counterfactual, TaskInput
 from mechanistic import LogNormalNoise, LogUniform, Model, NegBinomial
-from mechanistic.interventions import SetValue, Transfer
+from mechanistic.interventions import Scale, SetValue, Transfer
 
 __all__ = ["tasks"]
 
@@ -282,5 +288,103 @@ def fishery() -> BenchTask:
     )
 
 
+
+
+# ------------------------------- two competing squirrels, the stronger one culled
+def trapping_effort(times: np.ndarray) -> np.ndarray:
+    """Trap-days per hectare per year laid against grey squirrels, from the project's
+    records: none while the greys spread, a pilot cull, the full programme, a funding gap,
+    then the programme resumed at a lower level (the last change is in the test window)."""
+    return np.select([times < 6, times < 9, times < 14, times < 16, times < 20],
+                     [0.0, 4.0, 10.0, 0.0, 10.0], 6.0)
+
+
+def _squirrels(competing: bool = True) -> Model:
+    m = Model("two competing species, one trapped", time_unit="year")
+    red, grey = m.states("red grey")
+    effort = m.control("trapping", default=0.0, doc="trap-days per hectare per year against "
+                       "grey squirrels", unit="trap-days/ha/year")
+    r_red = m.param("r_red", LogUniform(0.05, 3.0), doc="red squirrel growth rate",
+                    unit="1/year")
+    r_grey = m.param("r_grey", LogUniform(0.05, 3.0), doc="grey squirrel growth rate",
+                     unit="1/year")
+    k_red = m.param("k_red", LogUniform(0.1, 20.0), doc="red squirrels the woodland supports "
+                    "alone", unit="1/ha")
+    k_grey = m.param("k_grey", LogUniform(0.1, 50.0), doc="grey squirrels the woodland "
+                     "supports alone", unit="1/ha")
+    q = m.param("catchability", LogUniform(1e-3, 1.0), doc="fraction of greys removed per "
+                "trap-day per hectare", unit="ha/trap-day")
+    if competing:
+        c_rg = m.param("c_red_grey", LogUniform(0.01, 10.0), doc="one grey's share of the "
+                       "resources a red needs, in reds")
+        c_gr = m.param("c_grey_red", LogUniform(0.01, 10.0), doc="one red's share of the "
+                       "resources a grey needs, in greys")
+        crowd_red = (red + c_rg * grey) / k_red
+        crowd_grey = (grey + c_gr * red) / k_grey
+    else:  # the wrong structure: each species limited by its own numbers only
+        crowd_red, crowd_grey = red / k_red, grey / k_grey
+    m.flow(None, red, r_red * red, name="red_births")
+    m.flow(red, None, r_red * red * crowd_red, name="red_crowding")
+    m.flow(None, grey, r_grey * grey, name="grey_births")
+    m.flow(grey, None, r_grey * grey * crowd_grey, name="grey_crowding")
+    m.flow(grey, None, q * effort * grey, name="trapping")
+    m.init(red=m.param("red0", LogUniform(0.01, 20.0)),
+           grey=m.param("grey0", LogUniform(0.001, 50.0)))
+    m.observe("red_per_ha", red, unit="1/ha",
+              noise=LogNormalNoise(m.param("sd_red", LogUniform(0.01, 1.0))))
+    m.observe("grey_per_ha", grey, unit="1/ha",
+              noise=LogNormalNoise(m.param("sd_grey", LogUniform(0.01, 1.0))))
+    return m
+
+
+def squirrels() -> BenchTask:
+    """The held-out competition task: two species sharing one resource, the stronger
+    competitor trapped at a known effort."""
+    times = np.arange(0.0, 24.01, 0.5)
+    return BenchTask(
+        name="eco-squirrels-full",
+        domain="ecology",
+        difficulty="medium",
+        tags=("discovery", "inputs", "competition", "culling", "invasive-species",
+              "held-out"),
+        variant="full",
+        description=(
+            "A mixed conifer and broadleaf forest that held only native red squirrels until "
+            "grey squirrels arrived from a neighbouring estate. Both species eat the same "
+            "tree seeds; each would level off at the numbers the forest can feed it alone, "
+            "and each lowers the food left for the other, the greys far more so than the "
+            "reds. From year 6 a conservation project trapped grey squirrels; traps take a "
+            "roughly fixed fraction of the greys for each trap-day laid. The trapping effort "
+            "(trap-days per hectare per year) is known from the project's records: none at "
+            "first, a pilot, the full programme, a two-year funding gap from year 14, the "
+            "full programme again and a reduced one from year 20. Reds are not trapped. "
+            "Densities of both species (squirrels per hectare) were estimated every spring "
+            "and autumn from camera-trap surveys, to within about 10%."),
+        time_unit="year",
+        times=times,
+        train_until=16.0,
+        validate_until=19.5,
+        observed=("red_per_ha", "grey_per_ha"),
+        hidden=(),
+        truth_model=_squirrels(),
+        truth_params={"r_red": 0.6, "r_grey": 1.0, "k_red": 1.2, "k_grey": 6.0,
+                      "catchability": 0.1, "c_red_grey": 0.5, "c_grey_red": 1.5,
+                      "red0": 1.1, "grey0": 0.08, "sd_red": 0.1, "sd_grey": 0.08},
+        conditions=(),
+        counterfactuals=(
+            Counterfactual("What if the trapping had stopped for good at year 20?",
+                           (SetValue("trapping", 0.0, 20.0),), 20.0),
+            Counterfactual("What if the trapping effort had been doubled from year 20 on?",
+                           (Scale("trapping", 2.0, 20.0),), 20.0),
+        ),
+        recover={},
+        wrong_model=_squirrels(competing=False),
+        noise_seed=947,
+        inputs=(TaskInput("trapping", tuple(trapping_effort(times)), "previous",
+                          "trap-days per hectare per year laid against grey squirrels"),),
+    )
+
+
 def tasks() -> list[BenchTask]:
-    return [voles(True), voles(False), plankton(True), plankton(False), fishery()]
+    return [voles(True), voles(False), plankton(True), plankton(False), fishery(),
+            squirrels()]

@@ -1,6 +1,7 @@
 """Pharmacokinetics: oral dosing through a gut depot nobody measures, and saturable
 (enzyme-limited) elimination; and pharmacodynamics: a drug that suppresses a biomarker's
-production, a system no library motif covers.
+production, and an antiviral that cuts virus release in a cell culture, systems no library
+motif covers.
 
 Amounts are in mg and concentrations in mg/L (amount / volume); assay error is
 log-normal, and samples whose true concentration is essentially zero (before the first
@@ -11,6 +12,11 @@ quantification.
 proposer and kept aside from it) has the plasma drug concentration as a known input
 (``drug_conc``, mg/L, held at the levels the infusion pump was set to); the cytokine it
 suppresses and the acute-phase protein the cytokine drives are both measured.
+
+``pd-antiviral-full`` (also ``held-out``) is an in-vitro infection under an antiviral:
+target cells that proliferate to a capacity, infected cells, and free virus whose
+release the drug cuts (an Emax effect of the known culture concentration ``drug_conc``);
+all three are measured.
 """
 
 from __future__ import annotations
@@ -253,5 +259,112 @@ def turnover() -> BenchTask:
     )
 
 
+
+
+# ------------------------------ antiviral in a hollow-fibre infection model (in vitro)
+def antiviral_concentration(times: np.ndarray) -> np.ndarray:
+    """Drug concentration (mg/L) the hollow-fibre pump held in the culture: none while the
+    infection took hold, a low level, a pause, a high level, and a middle one in the test
+    window."""
+    return np.select([times < 6, times < 12, times < 15, times < 21], [0.0, 0.3, 0.0, 1.5],
+                     0.15)
+
+
+def _virus(blocks_release: bool = True) -> Model:
+    m = Model("target cells, infected cells and virus, an antiviral blocking release",
+              time_unit="day")
+    t_cells, i_cells, virus = m.states("target infected virus")
+    conc = m.control("drug_conc", default=0.0, doc="antiviral concentration in the culture",
+                     unit="mg/L")
+    r = m.param("r_growth", LogUniform(0.05, 3.0), doc="target-cell proliferation rate",
+                unit="1/day")
+    cap = m.param("cell_cap", LogUniform(1.0, 100.0), doc="cells the cartridge supports",
+                  unit="1e5 cells/mL")
+    beta = m.param("beta", LogUniform(1e-4, 1.0), doc="infection rate per virion",
+                   unit="mL/(1e5 PFU)/day")
+    delta = m.param("delta", LogUniform(0.05, 5.0), doc="infected-cell death rate",
+                    unit="1/day")
+    burst = m.param("p_virus", LogUniform(0.1, 1000.0), doc="virions released per infected "
+                    "cell per day", unit="1e5 PFU/(1e5 cells)/day")
+    clear = m.param("c_virus", LogUniform(0.1, 50.0), doc="virion loss rate", unit="1/day")
+    ec50 = m.param("ec50", LogUniform(0.005, 10.0), doc="concentration at half the largest "
+                   "effect", unit="mg/L")
+    effect = conc / (ec50 + conc)
+    infection = beta * t_cells * virus
+    if blocks_release:
+        release = burst * (1 - effect) * i_cells
+    else:  # the wrong structure: the drug blocks entry (new infections), not release
+        infection = infection * (1 - effect)
+        release = burst * i_cells
+    m.flow(None, t_cells, r * t_cells * (1 - (t_cells + i_cells) / cap), name="proliferation")
+    m.flow(t_cells, i_cells, infection, name="infection")
+    m.flow(i_cells, None, delta * i_cells, name="infected_death")
+    m.flow(None, virus, release, name="release")
+    m.flow(virus, None, clear * virus, name="virion_loss")
+    m.init(target=m.param("target0", LogUniform(0.1, 100.0)),
+           infected=m.param("infected0", LogUniform(1e-4, 10.0)),
+           virus=m.param("virus0", LogUniform(1e-3, 100.0)))
+    m.observe("uninfected_1e5_per_ml", t_cells, unit="1e5 cells/mL",
+              noise=LogNormalNoise(m.param("sd_target", LogUniform(0.005, 1.0))))
+    m.observe("infected_1e5_per_ml", i_cells, unit="1e5 cells/mL",
+              noise=LogNormalNoise(m.param("sd_infected", LogUniform(0.005, 1.0))))
+    m.observe("virus_1e5_pfu_per_ml", virus, unit="1e5 PFU/mL",
+              noise=LogNormalNoise(m.param("sd_virus", LogUniform(0.005, 1.0))))
+    return m
+
+
+def antiviral() -> BenchTask:
+    """The held-out in-vitro antiviral task: infection limited by the target cells left,
+    and a drug that cuts the release of new virus but does not stop entry."""
+    times = np.arange(0.0, 28.01, 0.5)
+    return BenchTask(
+        name="pd-antiviral-full",
+        domain="pharmacology",
+        difficulty="hard",
+        tags=("discovery", "inputs", "viral-kinetics", "target-cell-limited", "in-vitro",
+              "held-out"),
+        variant="full",
+        description=(
+            "A 4-week hollow-fibre infection experiment with an influenza-like virus and an "
+            "experimental antiviral. Susceptible epithelial cells divide in the cartridge "
+            "until they fill the space it offers (infected cells take up room too). Free "
+            "virus infects uninfected cells on contact; infected cells release new virus "
+            "and die within a few days, and free virus loses infectivity within hours. The "
+            "drug does not stop virus entering cells; it cuts how much new virus infected "
+            "cells release, more at higher concentration, with a ceiling near full "
+            "suppression. The system's pumps held the drug concentration in the culture "
+            "(mg/L, known from the pump program and confirmed by assay) at none for the "
+            "first 6 days while the infection took hold, a low level, a 3-day pause from "
+            "day 12, a high level from day 15 and a low one from day 21. The culture was "
+            "seeded with cells and a small inoculum of virus on day 0. Twice a day, "
+            "uninfected and infected cells (1e5 cells per mL, by flow cytometry with a "
+            "reporter virus) and infectious virus (1e5 plaque-forming units per mL, by "
+            "plaque assay) were measured."),
+        time_unit="day",
+        times=times,
+        train_until=17.0,
+        validate_until=21.0,
+        observed=("uninfected_1e5_per_ml", "infected_1e5_per_ml", "virus_1e5_pfu_per_ml"),
+        hidden=(),
+        truth_model=_virus(),
+        truth_params={"r_growth": 0.6, "cell_cap": 10.0, "beta": 0.05, "delta": 0.8,
+                      "p_virus": 20.0, "c_virus": 5.0, "ec50": 0.3, "target0": 5.0,
+                      "infected0": 0.01, "virus0": 0.05, "sd_target": 0.06,
+                      "sd_infected": 0.08, "sd_virus": 0.1},
+        conditions=(),
+        counterfactuals=(
+            Counterfactual("What if the drug had been stopped altogether at day 21?",
+                           (SetValue("drug_conc", 0.0, 21.0),), 21.0),
+            Counterfactual("What if the high level of 1.5 mg/L had been kept from day 21 to "
+                           "the end?", (SetValue("drug_conc", 1.5, 21.0),), 21.0),
+        ),
+        recover={},
+        wrong_model=_virus(blocks_release=False),
+        noise_seed=971,
+        inputs=(TaskInput("drug_conc", tuple(antiviral_concentration(times)), "previous",
+                          "antiviral concentration held in the culture by the pumps (mg/L)"),),
+    )
+
+
 def tasks() -> list[BenchTask]:
-    return [oral(), saturable(True), saturable(False), turnover()]
+    return [oral(), saturable(True), saturable(False), turnover(), antiviral()]
