@@ -731,9 +731,73 @@ def fit_model(
     supplies networks for the model's neural terms (trained in place); by default fresh
     ones are built. ``interventions``/``controls`` describe conditions the data were
     observed under. See the module docstring for the method.
+
+    The stages, one function each: :func:`_problem` (data checks, the compiled model and
+    the transforms), :func:`_fit_parameters` (phase 1: the multi-start and the polish,
+    networks held fixed), :func:`_fit_networks` (phase 2, hybrids only) and
+    :func:`_fit_result` (the scores on the training and validation windows).
     """
     config = config or FitConfig()
     started = time.perf_counter()
+    problem = _problem(model, data, config, train_until, neural, interventions, controls)
+    rng = np.random.default_rng(config.seed)
+    trainable = [p for p in problem.networks.parameters() if p.requires_grad]
+    phase1 = _fit_parameters(problem, config, rng, trainable, started)
+    u_best, message = phase1.u_best, phase1.message
+    objective = phase1.objective
+    k_neural = sum(p.numel() for p in trainable)
+    if trainable and config.neural_steps:
+        u_best, joint = _fit_networks(problem, objective, u_best, config, started)
+        message += f"; networks trained jointly from the best skeleton fit (loss {joint:.6g})"
+    return _fit_result(problem, objective, u_best, config, phase1, message, k_neural,
+                       started)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What every stage of one fit shares: the data in the model's observable order, the
+    start of the simulation, the compiled model and its networks, and the free
+    parameters' priors and transforms."""
+
+    model: Model
+    data: ObservedData
+    train: ObservedData
+    valid: ObservedData | None
+    train_until: float | None
+    y_train: np.ndarray
+    y_all: np.ndarray
+    n_obs: int
+    t0: float
+    compiled: CompiledModel
+    skeleton: CompiledModel | None
+    fresh_networks: bool
+    free: list[str]
+    priors: list[Prior]
+    transforms: list[ParameterTransform]
+    interventions: Sequence[Intervention]
+    controls: Mapping[str, ControlSchedule] | None
+
+    @property
+    def networks(self) -> nn.ModuleDict:
+        return self.compiled.neural
+
+    def objectives(self, solver: Solver) -> tuple[_Objective, _Objective]:
+        """The likelihood, and the one phase 1 fits: fresh networks output exactly 0, so
+        the skeleton skips their cost."""
+        full = _Objective(self.model, self.compiled, self.transforms, self.train.t,
+                          self.y_train, solver, self.t0, self.interventions, self.controls)
+        if self.skeleton is None:
+            return full, full
+        return full, _Objective(self.model, self.skeleton, self.transforms, self.train.t,
+                                self.y_train, solver, self.t0, self.interventions,
+                                self.controls)
+
+
+def _problem(model: Model, data: ObservedData, config: FitConfig, train_until: float | None,
+             neural: nn.ModuleDict | None, interventions: Sequence[Intervention],
+             controls: Mapping[str, ControlSchedule] | None) -> _Problem:
+    """The data checked against the model (DataError for what cannot be fitted) and the
+    model compiled, before any optimisation."""
     data.check_columns(model.observable_names)
     train, valid = data.split(train_until) if train_until is not None else (data, None)
     y_train = _data_matrix(model, train)
@@ -746,49 +810,60 @@ def fit_model(
     t0 = float(data.t[0]) if config.t0 is None else float(config.t0)
     if t0 > data.t[0]:
         raise DataError(f"FitConfig.t0={t0:g} is after the first data time {data.t[0]:g}")
-    solver = config.solver or _auto_solver(train.t, t0)
-
     fresh_networks = neural is None
     compiled = compile_model(model, neural=neural, dtype=_DTYPE, seed=config.seed)
-    networks = compiled.neural
     free = model.free_param_names
     priors = [model.params_[n].prior for n in free]
     transforms = [ParameterTransform.for_prior(n, p) for n, p in zip(free, priors, strict=True)]
-    skeleton = CompiledModel(model, neural=networks, dtype=_DTYPE, skeleton=True) \
+    skeleton = CompiledModel(model, neural=compiled.neural, dtype=_DTYPE, skeleton=True) \
         if fresh_networks and model.neural_ else None
+    return _Problem(model, data, train, valid, train_until, y_train, y_all, n_obs, t0,
+                    compiled, skeleton, fresh_networks, free, priors, transforms,
+                    interventions, controls)
 
-    def objectives(solver: Solver) -> tuple[_Objective, _Objective]:
-        """The likelihood, and the one phase 1 fits: fresh networks output exactly 0, so
-        the skeleton skips their cost."""
-        full = _Objective(model, compiled, transforms, train.t, y_train, solver, t0,
-                          interventions, controls)
-        if skeleton is None:
-            return full, full
-        return full, _Objective(model, skeleton, transforms, train.t, y_train, solver, t0,
-                                interventions, controls)
 
-    objective, phase1 = objectives(solver)
-    rng = np.random.default_rng(config.seed)
+@dataclass(frozen=True)
+class _Phase1:
+    """Phase 1's outcome: every start's final point and loss (the polished ones replaced),
+    the best start, the solver it settled on and the objective under that solver."""
+
+    starts_u: np.ndarray
+    start_losses: np.ndarray
+    resets: int
+    u_best: np.ndarray
+    agreeing: int
+    message: str
+    solver: Solver
+    objective: _Objective
+
+
+def _fit_parameters(problem: _Problem, config: FitConfig, rng: np.random.Generator,
+                    trainable: list[nn.Parameter], started: float) -> _Phase1:
+    """Phase 1: the multi-start (on segments where the data allow, else single shooting)
+    and the polish of the best starts, with the networks held fixed (their gradients off,
+    so failed rows cannot NaN them). ModelError when no start has a finite likelihood."""
+    model, transforms, priors = problem.model, problem.transforms, problem.priors
+    solver = config.solver or _auto_solver(problem.train.t, problem.t0)
+    objective, phase1 = problem.objectives(solver)
 
     def resample(n: int) -> np.ndarray:
         draws = _sample_starts(transforms, priors, n + 1, rng)
         return draws[1:]
 
-    # Phase 1: multi-start, networks held fixed (grads off so failed rows cannot NaN them).
-    trainable = [p for p in networks.parameters() if p.requires_grad]
     for p in trainable:
         p.requires_grad_(False)
     try:
         u0 = _sample_starts(transforms, priors, config.starts, rng)
         plan = None
         if config.strategy == "shooting" and transforms and config.adam_steps and \
-                not interventions and (fresh_networks or not model.neural_) and \
-                isinstance(solver, RK4):
-            plan = plan_segments(model, train.t, t0, solver.dt, controls,
-                                 config.shooting_segments, config.shooting_min_intervals)
+                not problem.interventions and (problem.fresh_networks or not model.neural_) \
+                and isinstance(solver, RK4):
+            plan = plan_segments(model, problem.train.t, problem.t0, solver.dt,
+                                 problem.controls, config.shooting_segments,
+                                 config.shooting_min_intervals)
         if plan is not None:
             starts_u, start_losses, resets = _shooting_multistart(
-                phase1, plan, u0, y_train, config, resample, config.deadline(started))
+                phase1, plan, u0, problem.y_train, config, resample, config.deadline(started))
         elif transforms and config.adam_steps:
             starts_u, start_losses, resets = _adam_multistart(phase1, u0, config, resample,
                                                               config.deadline(started))
@@ -799,10 +874,10 @@ def fit_model(
         start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
         if plan is not None and config.solver is None:
             # The cheapest step that keeps the fitted trajectories (see _coarsest_step)
-            coarse = _coarsest_step(phase1, starts_u, start_losses, y_train)
+            coarse = _coarsest_step(phase1, starts_u, start_losses, problem.y_train)
             if coarse is not None:
                 solver = coarse
-                objective, phase1 = objectives(solver)
+                objective, phase1 = problem.objectives(solver)
                 with torch.no_grad():
                     start_losses = phase1(torch.as_tensor(starts_u, dtype=_DTYPE)).numpy()
                 start_losses = np.where(np.isfinite(start_losses), start_losses, np.inf)
@@ -823,7 +898,6 @@ def fit_model(
     starts_u = starts_u.copy()
     starts_u[top] = polished_u
     best = int(np.argmin(start_losses))
-    u_best = starts_u[best:best + 1]
     if not np.isfinite(start_losses[best]):
         raise ModelError(f"fit failed: every start of {model.name!r} gave a non-finite "
                          f"likelihood (simulation diverged or predictions impossible under "
@@ -831,22 +905,33 @@ def fit_model(
     agreeing = _agreeing_starts(start_losses)
     message = (f"best of {config.starts} starts; {agreeing} within 0.5 log-likelihood units "
                f"of the best; {resets} start(s) re-drawn after non-finite losses")
+    return _Phase1(starts_u, start_losses, int(resets), starts_u[best:best + 1], agreeing,
+                   message, solver, objective)
 
-    # Phase 2: hybrid models train networks and parameters jointly.
-    k_neural = sum(p.numel() for p in trainable)
-    if trainable and config.neural_steps:
-        if fresh_networks:
-            with torch.no_grad():
-                u_t = torch.as_tensor(u_best, dtype=_DTYPE)
-                sim = objective.simulate(u_t)
-                table = compiled.param_table(objective.params(u_t) or {}, batch=1)
-            for name, (ins, out) in _neural_scales(model, compiled, table, sim).items():
-                networks[name].set_scales(ins, out)  # type: ignore[operator]
-        u_best, joint = _train_joint(objective, u_best, networks, config,
-                                     config.deadline(started))
-        message += f"; networks trained jointly from the best skeleton fit (loss {joint:.6g})"
 
-    # Final evaluation on train and validation.
+def _fit_networks(problem: _Problem, objective: _Objective, u_best: np.ndarray,
+                  config: FitConfig, started: float) -> tuple[np.ndarray, float]:
+    """Phase 2 (hybrids): fresh networks get their scales from the best skeleton fit's
+    trajectory, then networks and parameters are trained jointly (:func:`_train_joint`)."""
+    compiled, networks = problem.compiled, problem.networks
+    if problem.fresh_networks:
+        with torch.no_grad():
+            u_t = torch.as_tensor(u_best, dtype=_DTYPE)
+            sim = objective.simulate(u_t)
+            table = compiled.param_table(objective.params(u_t) or {}, batch=1)
+        for name, (ins, out) in _neural_scales(problem.model, compiled, table, sim).items():
+            networks[name].set_scales(ins, out)  # type: ignore[operator]
+    return _train_joint(objective, u_best, networks, config, config.deadline(started))
+
+
+def _fit_result(problem: _Problem, objective: _Objective, u_best: np.ndarray,
+                config: FitConfig, phase1: _Phase1, message: str, k_neural: int,
+                started: float) -> FitResult:
+    """The fitted point scored: the likelihood on the training window (what was
+    maximised), residual summaries on both windows, the validation likelihood and
+    error, information criteria, and whether the fit converged."""
+    model, data, y_all = problem.model, problem.data, problem.y_all
+    train_until = problem.train_until
     with torch.no_grad():
         u_t = torch.as_tensor(u_best, dtype=_DTYPE)
         free_values = objective.params(u_t)
@@ -858,14 +943,15 @@ def fit_model(
     z_np = z[0].numpy()
     is_train = data.t <= (train_until if train_until is not None else math.inf)
     ll = -nll_train
-    k = len(free)
+    k = len(problem.free)
     k_total = k + k_neural
-    table = {n: float(v[0]) for n, v in compiled.param_table(free_values or {}, 1).items()}
+    table = {n: float(v[0]) for n, v in
+             problem.compiled.param_table(free_values or {}, 1).items()}
     train_res = _residual_summary(model, data.t[is_train], y_all[is_train], predicted[is_train],
                                   z_np[is_train])
     valid_res = valid_ll = valid_err = None
     n_valid = 0
-    if valid is not None:
+    if problem.valid is not None:
         mask = ~is_train
         n_valid = int((~np.isnan(y_all[mask])).sum())
         valid_res = _residual_summary(model, data.t[mask], y_all[mask], predicted[mask],
@@ -873,37 +959,38 @@ def fit_model(
         valid_ll = float(point[0][torch.as_tensor(mask)].sum())
         nrmse = [v["nrmse"] for v in valid_res.values()]
         valid_err = float(np.mean(nrmse)) if nrmse else None
-    converged = bool(np.isfinite(ll) and agreeing >= min(2, config.starts))
+    converged = bool(np.isfinite(ll) and phase1.agreeing >= min(2, config.starts))
     if time.perf_counter() > config.deadline(started):
         message += f"; stopped at the fit's time limit ({config.max_seconds:g} s)"
         converged = False
     return FitResult(
         model_name=model.name,
         params=table,
-        free_params=free,
+        free_params=problem.free,
         log_likelihood=ll,
-        n_obs=n_obs,
+        n_obs=problem.n_obs,
         k=k,
         k_neural=k_neural,
         aic=2 * k_total - 2 * ll,
-        bic=k_total * math.log(n_obs) - 2 * ll,
+        bic=k_total * math.log(problem.n_obs) - 2 * ll,
         train_residuals=train_res,
         validation_residuals=valid_res,
         validation_log_likelihood=valid_ll,
         validation_error=valid_err,
         n_validation=n_valid,
-        start_losses=[float(x) for x in start_losses],
-        resets=int(resets),
+        start_losses=[float(x) for x in phase1.start_losses],
+        resets=phase1.resets,
         converged=converged,
         message=message,
         wall_time=time.perf_counter() - started,
-        t0=t0,
+        t0=problem.t0,
         train_until=train_until,
-        solver=solver_to_dict(solver),
+        solver=solver_to_dict(phase1.solver),
         config=config.to_dict(),
-        neural_state={k_: v.detach().clone() for k_, v in networks.state_dict().items()},
-        compiled=compiled,
-        controls=dict(controls) if controls else None,
+        neural_state={k_: v.detach().clone()
+                      for k_, v in problem.networks.state_dict().items()},
+        compiled=problem.compiled,
+        controls=dict(problem.controls) if problem.controls else None,
     )
 
 
