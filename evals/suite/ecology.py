@@ -340,7 +340,7 @@ def _squirrels(competing: bool = True) -> Model:
 def squirrels() -> BenchTask:
     """The held-out competition task: two species sharing one resource, the stronger
     competitor trapped at a known effort."""
-    times = np.arange(0.0, 24.01, 0.5)
+    times = np.arange(0.0, 24.01, 0.25)
     return BenchTask(
         name="eco-squirrels-full",
         domain="ecology",
@@ -358,8 +358,8 @@ def squirrels() -> BenchTask:
             "(trap-days per hectare per year) is known from the project's records: none at "
             "first, a pilot, the full programme, a two-year funding gap from year 14, the "
             "full programme again and a reduced one from year 20. Reds are not trapped. "
-            "Densities of both species (squirrels per hectare) were estimated every spring "
-            "and autumn from camera-trap surveys, to within about 10%."),
+            "Densities of both species (squirrels per hectare) were estimated every three "
+            "months from camera-trap surveys, to within about 10%."),
         time_unit="year",
         times=times,
         train_until=16.0,
