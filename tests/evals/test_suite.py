@@ -77,9 +77,11 @@ def test_discovery_tasks_have_known_inputs() -> None:
                    for x in cf.interventions}
         assert targets & names, task.name
     # kept aside from the discovery proposer's tuning: every one driven by a known input
+    # and fully observed (the proposer is scored on structure, not on hidden states)
     held_out = [t for t in found if "held-out" in t.tags]
-    assert len(held_out) >= 4 and len({t.domain for t in held_out}) >= 3
+    assert len(held_out) >= 7 and len({t.domain for t in held_out}) >= 5
     assert all(t.inputs for t in held_out)
+    assert all(t.variant == "full" and not t.hidden for t in held_out)
 
 
 @pytest.mark.parametrize("task", TASKS.values(), ids=list(TASKS))
