@@ -5,8 +5,11 @@ Its arguments are expressions (usually a declared parameter, so the noise level 
 fitted with the rest, or a number). Each kind is one class holding everything about it:
 its exact log-density and standardised residual (torch, for fits and the repair loop),
 its sampler (numpy, for synthetic data, suite tasks and SGNN corpora), the data it can
-explain, and its distribution for the review. A new kind is one class here plus its
-entry in ``NOISE_KINDS``; nothing else dispatches on the type.
+explain, and its distribution for the review. A new kind is one class, here or in a
+plugin, registered with :func:`register_noise` (the built-ins are in ``NOISE_KINDS``
+from the start); the likelihood, the residuals, the samplers and the review call its
+methods and never dispatch on the type. What still names kinds, on purpose, is listed in
+``docs/architecture.md`` ("Noise kind"): the DSL's exports and the formats' exporters.
 
 torch is imported inside the methods that need it, so declaring a model (in the
 sandbox) never loads it.
@@ -24,6 +27,7 @@ import sympy as sp
 
 __all__ = [
     "LOQ_FRACTION",
+    "NOISE_KINDS",
     "TINY",
     "Gaussian",
     "LogNormalNoise",
@@ -31,6 +35,7 @@ __all__ = [
     "Noise",
     "Poisson",
     "PropAdd",
+    "register_noise",
 ]
 
 
@@ -56,6 +61,9 @@ class Noise:
 
     kind: ClassVar[str] = ""
     formula: ClassVar[str] = ""
+    counts: ClassVar[bool] = False
+    """Whether the data are counts (whole numbers >= 0): forecasts of such a series are
+    floored at zero (``sgnn.heads.ForecastHead``)."""
 
     def arguments(self) -> dict[str, sp.Expr]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
@@ -100,6 +108,8 @@ def _normal_log_density(z: Tensor, sd: Tensor) -> Tensor:
 
 class _Counts(Noise):
     """Shared by the count kinds: defined for y >= 0 only, means clamped positive."""
+
+    counts: ClassVar[bool] = True
 
     def support_problem(self, values: np.ndarray) -> str | None:
         if (values < 0).any():
@@ -277,3 +287,27 @@ class PropAdd(Noise):
 NOISE_KINDS: dict[str, type[Noise]] = {
     cls.kind: cls for cls in (Gaussian, LogNormalNoise, Poisson, NegBinomial, PropAdd)
 }
+"""Noise classes by ``kind`` (the name model JSON stores); add to it with
+:func:`register_noise`."""
+
+
+def register_noise(cls: type[Noise], *, replace: bool = False) -> type[Noise]:
+    """Add a noise kind under its ``kind`` (usable as a decorator); a taken kind needs
+    ``replace``. The class must be a frozen dataclass subclass of :class:`Noise` (its
+    fields are its arguments, which model JSON stores beside the kind). A plugin
+    (``MMW_PLUGINS``, see :mod:`mechanistic.plugins`) registers its kinds on import; a
+    DSL module that declares one runs in the sandbox, where plugins are not loaded, so
+    models with a plugin's noise travel as model JSON."""
+    if not (isinstance(cls, type) and issubclass(cls, Noise)):
+        raise ValueError(f"register_noise needs a Noise subclass, got {cls!r}")
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        raise ValueError(f"noise kind {cls.__name__}: declare it as a frozen dataclass")
+    if not isinstance(cls.kind, str) or not cls.kind.isidentifier() or \
+            cls.kind != cls.kind.lower():
+        raise ValueError(f"noise kind {cls.__name__}: `kind` must be a lower-case identifier, "
+                         f"got {cls.kind!r}")
+    if cls.kind in NOISE_KINDS and NOISE_KINDS[cls.kind] is not cls and not replace:
+        raise ValueError(f"a noise kind called {cls.kind!r} is already registered")
+    NOISE_KINDS[cls.kind] = cls
+    return cls

@@ -1,7 +1,7 @@
-"""A plugin from outside the mmw packages: a proposer, a bench agent, a sandbox backend and
-an ODE solver, registered on import. The tests name it in ``MMW_PLUGINS`` and use each
-through the command line or the benchmark runner, whose job processes are spawned, so
-they must find it themselves.
+"""A plugin from outside the mmw packages: a proposer, a bench agent, a sandbox backend, an
+ODE solver and a noise kind, registered on import. The tests name it in ``MMW_PLUGINS``
+and use each through the command line or the benchmark runner, whose job processes are
+spawned, so they must find it themselves.
 """
 
 from __future__ import annotations
@@ -9,29 +9,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import sympy as sp
+from decay_models import decay_source  # tests/: the tests put it on the plugin's path
 
 from agent.core import Candidate, Usage
 from agent.proposers import register_proposer
 from evals.agents import AgentOutcome, AgentSpec, register_agent
+from mechanistic.noise import Noise, register_noise
 from mechanistic.solvers import Solver, register_solver
 from sandbox.auto import Backend, register_backend
 
-DECAY = """\
-# structure: toy first-order decay
-from mechanistic import LogNormalNoise, LogUniform, Model
-
-m = Model("toy decay")
-x = m.state("x")
-k = m.param("k", LogUniform(0.01, 2.0))
-x0 = m.param("x0", LogUniform(1.0, 1000.0))
-s = m.param("s", LogUniform(0.01, 1.0))
-m.flow(x, None, k * x, name="loss")
-m.init(x=x0)
-m.observe("x", x, noise=LogNormalNoise(s))
-"""
+DECAY = decay_source(model="toy decay", structure="toy first-order decay")
 
 
 class ToyProposer:
@@ -115,8 +106,35 @@ class Euler(Solver):
         return y, status
 
 
+@dataclass(frozen=True)
+class Laplace(Noise):
+    """y ~ Laplace(f, b): absolute deviations (a median fit), heavier tails than a normal."""
+
+    b: Any
+    kind: ClassVar[str] = "laplace"
+    formula: ClassVar[str] = "y ~ Laplace(f, b)"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "b", sp.sympify(self.b, strict=True))
+
+    def log_density(self, f, y, args):
+        import torch
+
+        return -torch.abs(y - f) / args["b"] - torch.log(2 * args["b"])
+
+    def standardised(self, f, y, args):
+        return (y - f) / (args["b"] * math.sqrt(2.0))
+
+    def draw(self, f, args, rng):
+        return f + rng.laplace(0.0, 1.0, np.shape(f)) * args["b"]
+
+    def distribution(self, f):
+        return "Laplace", None, [f, self.b]
+
+
 register_proposer("toy", lambda settings: ToyProposer(), replace=True)
 register_solver(Euler, replace=True)
 register_backend("toy", Backend(lambda settings: ToySandbox()), replace=True)
 register_agent("persistence", AgentSpec(lambda llm: Persistence(), needs_sandbox=False,
                                         doc="last value carried forward"), replace=True)
+register_noise(Laplace, replace=True)
