@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,6 +51,10 @@ from mechanistic.observation import ObservationModel
 from mechanistic.simulate import RK4, compile_model
 from sgnn.predict import prepare
 from sgnn.train import Checkpoint
+
+if TYPE_CHECKING:
+    from sgnn.heads import Head
+    from sgnn.network import SGNN
 
 __all__ = ["SGNNCounterfactual", "counterfactual", "sample_quantile_function"]
 
@@ -148,7 +152,8 @@ def counterfactual(checkpoint: Checkpoint, data: ObservedData,
     context, mask, last, notes = prepare(checkpoint, data)
     with torch.no_grad():
         out = net(context, mask)
-    probs = torch.softmax(out["logits"][0].double(), -1).numpy()
+    probs = _answer(net, out, "structure probabilities",
+                    lambda head, output: head.structure_probabilities(output))
     usable, reasons = [], []
     for k, model in enumerate(corpus.models):
         try:
@@ -165,7 +170,8 @@ def counterfactual(checkpoint: Checkpoint, data: ObservedData,
     counts = rng.multinomial(draws, weights if weights is not None
                              else np.full(len(usable), 1 / len(usable)))
     levels = net.config.quantiles
-    u_all = out["params"][0].double().numpy()               # [P, Q] unconstrained
+    u_all = _answer(net, out, "parameter quantiles",           # [P, Q] unconstrained
+                    lambda head, output: head.parameter_quantiles(output))
     # From the start of the context the network read (earlier data lies before the
     # simulator's clock may start) to ``horizon`` steps past the last point.
     first = max(float(data.t[0]), last - (cfg.n_context - 1) * cfg.dt)
@@ -200,6 +206,19 @@ def counterfactual(checkpoint: Checkpoint, data: ObservedData,
                  "observables are expected reported values (no noise)")
     return SGNNCounterfactual(t_out, qs, items, bands(baseline), bands(intervened),
                               bands(intervened - baseline), drawn, int(ok.sum()), notes)
+
+
+def _answer(net: SGNN, out: Mapping[str, torch.Tensor], what: str,
+            ask: Callable[[Head, torch.Tensor], np.ndarray | None]) -> np.ndarray:
+    """What the first configured head that answers ``ask`` gives for the one series in
+    ``out`` (heads are asked by what they answer, not by name: see sgnn/heads.py);
+    ModelError when none does."""
+    for head in net.heads:
+        value = ask(head, out[head.key][0])
+        if value is not None:
+            return value
+    raise ModelError(f"an SGNN counterfactual needs {what}, and no head of this network "
+                     f"({', '.join(h.name for h in net.heads)}) gives them")
 
 
 def _simulate_structure(checkpoint: Checkpoint, k: int, u: np.ndarray, context: torch.Tensor,

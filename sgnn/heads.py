@@ -3,11 +3,14 @@
 A head is everything one output of the network needs, in one class: the module on the
 pooled embedding (``build``, ``forward``), the arrays it learns from, cut from each corpus
 draw (``targets``), its term of the loss (``loss``) and any held-out metrics
-(``metrics``), and how a prediction reads it (``decode``). The network, the corpus, the
-trainer, the Ray shards and the predictor loop over the configured heads
-(``SGNNConfig.heads``, names mapped to loss weights) and know none by name, so a new head
-is one module that subclasses :class:`Head` and calls :func:`register_head`; a plugin
-(``MMW_PLUGINS``, see :mod:`mechanistic.plugins`) can do it from outside mmw.
+(``metrics``), how a prediction reads it (``decode``), its part of the calibration
+report (``calibrate``), and what it answers for the counterfactuals
+(``structure_probabilities``, ``parameter_quantiles``). The network, the corpus, the
+trainer, the Ray shards, the predictor, the calibration and the counterfactuals loop over
+the configured heads (``SGNNConfig.heads``, names mapped to loss weights) and know none
+by name, so a new head is one module that subclasses :class:`Head` and calls
+:func:`register_head`; a plugin (``MMW_PLUGINS``, see :mod:`mechanistic.plugins`) can do
+it from outside mmw.
 
 The built-in heads are ``forecast`` (quantiles of the future of every observable),
 ``params`` (posterior quantiles of every structure's parameters, unconstrained) and
@@ -69,6 +72,10 @@ class Head:
     its weights in ``weights.safetensors``; default ``<name>_head``); ``default_weight``
     (its loss weight when a config lists it by name only); ``arrays`` (the names of the
     arrays ``targets`` returns, read back as ``batch.targets[name]``).
+
+    Optional methods: ``forward``, ``targets``, ``metrics``, ``decode``, ``calibrate``;
+    and the answers other parts ask any head for, ``structure_probabilities`` and
+    ``parameter_quantiles`` (``None`` from a head that does not give them).
     """
 
     name: ClassVar[str] = ""
@@ -114,6 +121,26 @@ class Head:
         """One series' output (the batch axis dropped) as JSON-ready data for predictions."""
         return output.tolist()
 
+    def calibrate(self, output: torch.Tensor, batch: Batch, config: SGNNConfig,
+                  corpus: Corpus) -> dict[str, Any]:
+        """This head's entries in the calibration report on held-out simulations
+        (:func:`sgnn.diagnostics.calibration`): how far its answers can be trusted.
+        None by default."""
+        return {}
+
+    # What other parts read off a head by what it answers, not by its name: the SGNN's
+    # counterfactuals (sgnn/counterfactual.py) draw structures and parameters from the
+    # first configured head that gives each. ``None``: this head does not answer that.
+    def structure_probabilities(self, output: torch.Tensor) -> np.ndarray | None:
+        """One series' probability of each of the corpus's structures, ``[K]`` float64."""
+        return None
+
+    def parameter_quantiles(self, output: torch.Tensor) -> np.ndarray | None:
+        """One series' posterior quantiles of every structure's parameters side by side,
+        in each one's unconstrained space, ``[P, Q]`` float64 (``corpus.offsets`` slice
+        them per structure; ``config.quantiles`` are the levels)."""
+        return None
+
 
 class ForecastHead(Head):
     """Quantiles of the next ``horizon`` points of every observable, on the slog scale,
@@ -147,11 +174,24 @@ class ForecastHead(Head):
         return {o: np.maximum(forecast[:, j], 0.0) if _counts(corpus, o) else forecast[:, j]
                 for j, o in enumerate(corpus.observables)}
 
+    def calibrate(self, output: torch.Tensor, batch: Batch, config: SGNNConfig,
+                  corpus: Corpus) -> dict[str, Any]:
+        """How often the 50% and 90% intervals hold the noisy future points (what a
+        forecast interval promises), over the observed ones."""
+        target_mask = batch.targets["target_mask"]
+        z = slog(batch.targets["target"])
+        report: dict[str, Any] = {}
+        for level in (0.5, 0.9):
+            lo, hi = config.interval(level)
+            inside = ((z >= output[..., lo]) & (z <= output[..., hi])).float() * target_mask
+            report[f"forecast_coverage_{int(level * 100)}"] = float(
+                inside.sum() / target_mask.sum())
+        return report
+
 
 def _counts(corpus: Corpus, observable: str) -> bool:
-    """Count noise (Poisson, negative binomial) never goes below zero."""
-    noise = type(corpus.models[0].observables_[observable].noise).__name__
-    return noise in ("Poisson", "NegBinomial")
+    """Count noise never goes below zero (the noise kind says whether it counts)."""
+    return corpus.models[0].observables_[observable].noise.counts
 
 
 class ParamsHead(Head):
@@ -188,6 +228,35 @@ class ParamsHead(Head):
                                                                 strict=True))}
         return params
 
+    def calibrate(self, output: torch.Tensor, batch: Batch, config: SGNNConfig,
+                  corpus: Corpus) -> dict[str, Any]:
+        """Coverage of the 50% and 90% intervals of the sample's own structure's
+        parameters (unconstrained), and the median's RMSE per structure and parameter."""
+        known = torch.isfinite(batch.theta)
+        theta = torch.nan_to_num(batch.theta)
+        report: dict[str, Any] = {}
+        for level in (0.5, 0.9):
+            lo, hi = config.interval(level)
+            inside = ((theta >= output[..., lo]) & (theta <= output[..., hi])) & known
+            report[f"param_coverage_{int(level * 100)}"] = float(inside.sum() / known.sum())
+        mid = len(config.quantiles) // 2
+        recovery: dict[str, dict[str, float]] = {}
+        for k, name in enumerate(corpus.names):
+            rows = batch.structure == k
+            if not rows.any():
+                continue
+            entry = {}
+            for i, pname in enumerate(corpus.param_names[k]):
+                j = corpus.offsets[k] + i
+                err = output[rows, j, mid] - batch.theta[rows, j]
+                entry[pname] = float(err.pow(2).mean().sqrt())
+            recovery[name] = entry
+        report["param_rmse_unconstrained"] = recovery
+        return report
+
+    def parameter_quantiles(self, output: torch.Tensor) -> np.ndarray:
+        return output.double().numpy()
+
 
 class StructureHead(Head):
     """Logits over the corpus's structures; cross-entropy against the simulated one."""
@@ -209,6 +278,15 @@ class StructureHead(Head):
         """Structure -> probability."""
         probs = torch.softmax(output, -1).numpy()
         return {n: float(p) for n, p in zip(corpus.names, probs, strict=True)}
+
+    def calibrate(self, output: torch.Tensor, batch: Batch, config: SGNNConfig,
+                  corpus: Corpus) -> dict[str, Any]:
+        """The share of held-out simulations whose structure is the most probable one."""
+        return {"structure_accuracy": float(
+            (output.argmax(-1) == batch.structure).float().mean())}
+
+    def structure_probabilities(self, output: torch.Tensor) -> np.ndarray:
+        return torch.softmax(output.double(), -1).numpy()
 
 
 DEFAULT_HEADS = ("forecast", "params", "structure")

@@ -109,7 +109,7 @@ def _corpus_for(run: Path, nodes: list[dict[str, Any]], seed: int, notes: list[s
     # Better-ranked structures are drawn more often: the search tree as structural prior.
     weights = np.exp(-(np.asarray(scores) - min(scores)))
     # Weekday effects only where a step is a day; yearly or hourly data have none.
-    daily = str(getattr(task, "time_unit", "")).lower() in ("day", "days") and dt == 1.0
+    daily = task.time_unit.lower() in ("day", "days") and dt == 1.0
     config = CorpusConfig(n_context=n_context, min_context=max(2, n_context // 2),
                           horizon=horizon, dt=dt, solver_dt=dt / 4, max_offset=n,
                           weekday_sd=0.15 if daily else 0.0, narrow=0.5, seed=seed)
@@ -166,11 +166,14 @@ def train_command(
             folder / "index.npz")
         report = calibration(checkpoint, n=1000)
         write_atomic(folder / "diagnostics.json", json.dumps(report, indent=2) + "\n")
+    # The built-in heads' headline figures, where the network has those heads.
+    shown = ", ".join(f"{label} {report[key]:.2f}" for key, label in (
+        ("forecast_coverage_90", "90% interval coverage"),
+        ("structure_accuracy", "structure accuracy")) if key in report)
     out.print(f"trained on {', '.join(corpus.names)}: {result.simulations_seen} "
               f"simulations, best held-out loss {result.best_val_loss:.4f} (epoch "
-              f"{result.best_epoch}); 90% interval coverage "
-              f"{report['forecast_coverage_90']:.2f}, structure accuracy "
-              f"{report['structure_accuracy']:.2f}; written to {folder}/", markup=False)
+              f"{result.best_epoch}){'; ' + shown if shown else ''}; written to {folder}/",
+              markup=False)
 
 
 def predict_command(

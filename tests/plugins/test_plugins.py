@@ -178,8 +178,9 @@ def _sgnn_run_folder(root: Path, n: int = 28) -> Path:
 
 
 def test_a_plugin_sgnn_head_trains_and_predicts_through_mmw_sgnn(tmp_path):
-    """The head's module, targets, loss, metric and decoded output each reach their file:
-    weights, held-out history, config, prediction; the built-in heads are unchanged."""
+    """The head's module, targets, loss, metric, calibration entry and decoded output each
+    reach their file: weights, held-out history, config, diagnostics, prediction; the
+    built-in heads are unchanged."""
     from safetensors.numpy import load_file
 
     run = _sgnn_run_folder(tmp_path / "run")
@@ -201,6 +202,10 @@ def test_a_plugin_sgnn_head_trains_and_predicts_through_mmw_sgnn(tmp_path):
     total = (last["val_forecast"] + last["val_params"] + last["val_structure"]
              + 0.5 * last["val_peak"])
     assert last["val_total"] == pytest.approx(total, rel=1e-5)  # every head, weighted
+    diagnostics = json.loads((folder / "diagnostics.json").read_text())
+    assert diagnostics["peak_rmse_slog"] >= 0          # the head's own calibration entry
+    assert {"forecast_coverage_90", "param_coverage_90", "structure_accuracy"} <= set(
+        diagnostics)
     predicted = _mmw("sgnn", "predict", run, "--data", run / "data.csv",
                      plugins="toy_sgnn_head")
     assert predicted.returncode == 0, predicted.stderr[-2000:]

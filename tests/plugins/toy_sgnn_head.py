@@ -4,7 +4,8 @@ The ``peak`` head reads, off the network's embedding, how high the first observa
 expected reported value gets over the whole window (context and horizon), on the signed
 log scale: a target no built-in head has, cut from each corpus draw. It imports only
 ``sgnn.heads``, ``sgnn.layers`` and torch, what docs/architecture.md allows a head. The
-tests name it in ``MMW_PLUGINS`` and train and predict with it through ``mmw sgnn``.
+tests name it in ``MMW_PLUGINS`` and train, calibrate and predict with it through
+``mmw sgnn``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class PeakHead(Head):
 
     def decode(self, output, corpus, config):
         return {"observable": corpus.observables[0], "peak": float(from_scaled(output))}
+
+    def calibrate(self, output, batch, config, corpus):
+        error = output - batch.targets["peak"]
+        return {"peak_rmse_slog": float(error.pow(2).mean().sqrt())}
 
 
 register_head(PeakHead, replace=True)
