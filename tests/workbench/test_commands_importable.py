@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from workbench import (
     commands_agent,
     commands_bench,
+    commands_export,
     commands_review,
     commands_sandbox,
     commands_sgnn,
@@ -41,13 +42,16 @@ def test_bad_input_to_a_direct_call_is_exit_status_two(tmp_path: Path) -> None:
         commands_sgnn.predict_command(run=tmp_path / "no-such-run", data=tmp_path / "d.csv")
     with pytest.raises(typer.Exit) as forecast:
         commands_agent.predict_command(run=tmp_path / "no-such-run", until=10.0)
+    with pytest.raises(typer.Exit) as export:
+        commands_export.export_command(source=tmp_path / "m.json", sbml=None, antimony=None,
+                                       petab=None, candidate=None)
     codes = {review.value.exit_code, report.value.exit_code, predict.value.exit_code,
-             forecast.value.exit_code}
+             forecast.value.exit_code, export.value.exit_code}
     assert codes == {2}
 
 
-@pytest.mark.parametrize("group", [commands_agent, commands_bench, commands_review,
-                                   commands_sandbox, commands_sgnn])
+@pytest.mark.parametrize("group", [commands_agent, commands_bench, commands_export,
+                                   commands_review, commands_sandbox, commands_sgnn])
 def test_register_attaches_module_level_functions(group: object) -> None:
     sub = typer.Typer()
     group.register(sub)  # type: ignore[attr-defined]
