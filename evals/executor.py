@@ -86,10 +86,8 @@ class Job:
 
     def describe(self) -> dict[str, Any]:
         """The job as JSON-able data (for result files and the manifest)."""
-        budget = self.budget.to_dict() if hasattr(self.budget, "to_dict") else {
-            "max_seconds": self.budget.max_seconds}
         return {"key": self.key, "task": self.task, "agent": self.agent, "seed": self.seed,
-                "budget": budget}
+                "budget": self.budget.to_dict()}
 
 
 def failure_result(job: Job, status: str, reason: str, wall_s: float | None = None,

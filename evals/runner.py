@@ -58,14 +58,11 @@ def job_timeout(job: Job) -> float:
 
 
 # --------------------------------------------------------------------------- JSON files
-jsonable = json_data  # the one rule (mechanistic.files.json_data)
-
-
 def write_json(path: Path, data: Any, indent: int | None = 1, sort_keys: bool = True) -> Path:
     """Write JSON atomically (temp file in the folder, then ``os.replace``): a reader or a
     resumed run sees the old file or the whole new one, never half of one. ``sort_keys``
     False keeps an order that means something (agents in the order they were asked for)."""
-    text = json.dumps(jsonable(data), indent=indent, allow_nan=False,
+    text = json.dumps(json_data(data), indent=indent, allow_nan=False,
                       sort_keys=sort_keys) + "\n"
     return write_atomic(path, text)
 
@@ -219,7 +216,7 @@ def run_job(job: Job) -> dict[str, Any]:
     except Exception as exc:
         result = failure_result(job, "error", f"{type(exc).__name__}: {exc}",
                                 time.monotonic() - start, detail=traceback.format_exc())
-    result = jsonable(result)
+    result = json_data(result)
     try:
         write_result(job.out, result)
     except OSError as exc:  # the driver stores what we return; say why the copy failed
@@ -244,8 +241,7 @@ def make_manifest(tasks: Iterable[BenchTask], agents: Sequence[str], seeds: Sequ
                                "time_unit": t.time_unit, "description": t.description}
                       for t in sorted(tasks, key=lambda t: t.name)},
             "agents": list(agents), "seeds": sorted(int(s) for s in seeds),
-            "budget": budget.to_dict() if hasattr(budget, "to_dict") else
-            {"max_seconds": budget.max_seconds},
+            "budget": budget.to_dict(),
             "timeout": {"factor": TIMEOUT_FACTOR, "overhead_s": TIMEOUT_OVERHEAD_S},
             "versions": _versions(), "argv": sys.argv[1:], **extra}
 
@@ -263,9 +259,9 @@ def _merge_manifest(out: Path, new: Mapping[str, Any]) -> dict[str, Any]:
             from None
     if not isinstance(old, dict):
         raise ValueError(f"{path} is not a bench manifest; use a new --out folder")
-    if old.get("budget") != jsonable(new.get("budget")):
+    if old.get("budget") != json_data(new.get("budget")):
         raise ValueError(f"{out} holds results for budget {old.get('budget')}; this run asks "
-                         f"for {jsonable(new.get('budget'))}: use another --out")
+                         f"for {json_data(new.get('budget'))}: use another --out")
     merged = {**old, **new}
     merged["tasks"] = {**old.get("tasks", {}), **new.get("tasks", {})}
     merged["agents"] = list(dict.fromkeys([*old.get("agents", []), *new.get("agents", [])]))
@@ -324,7 +320,7 @@ def run_benchmark(jobs: Sequence[Job], executor: Executor, out: str | Path,
     reused = tuple(results)
     ran: list[str] = []
     for done, (job, result) in enumerate(executor.run(fn, todo, timeout), 1):
-        result = jsonable(result)
+        result = json_data(result)
         write_result(folder, result)
         results[job.key] = result
         ran.append(job.key)

@@ -29,7 +29,6 @@ def _need_local(local_sandbox):
 
 
 def test_check_ok_json(app, tmp_path, seir_source):
-    pytest.importorskip("mechanistic")
     mod = tmp_path / "seir.py"
     mod.write_text(seir_source)
     r = CliRunner().invoke(app, ["check", str(mod), "--json", "--backend", "local"])

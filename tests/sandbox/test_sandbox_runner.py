@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mechanistic import model_from_json
 from sandbox.runner import ModuleError, run_model_module
 from sandbox.spec import Limits
 
@@ -22,12 +23,11 @@ def sb(request):
 
 
 def test_model_comes_back_as_json(sb, seir_source):
-    mechanistic = pytest.importorskip("mechanistic")
     r = run_model_module(seir_source, sandbox=sb)
     assert r.ok, r.error and r.error.render()
     assert r.error is None and r.variable == "m"
     assert "declared SEIR" in r.stdout
-    model = mechanistic.model_from_json(r.model_json)
+    model = model_from_json(r.model_json)
     assert model.name == "SEIR"
 
 

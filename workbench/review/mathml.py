@@ -112,8 +112,7 @@ def model_equations(model: Any) -> list[EquationRow]:
                                 f"d{name}/dt = {rhs}"))
     for obs in model.observables_.values():
         args = [obs.expr, *obs.noise.arguments().values()]
-        dist = str(getattr(obs.noise, "kind", "") or type(obs.noise).__name__)
-        formula = str(getattr(obs.noise, "formula", ""))
+        dist, formula = obs.noise.kind, obs.noise.formula
         body = "".join(_mml(a).removeprefix("<math>").removesuffix("</math>") +
                        ("<mo>,</mo>" if i < len(args) - 1 else "") for i, a in enumerate(args))
         rhs_html = (f"<math><mtext>{html.escape(dist)}</mtext><mrow><mo>(</mo>{body}"
