@@ -1,7 +1,8 @@
 """The one-way package dependencies of docs/architecture.md, checked on the import lines.
 
 ``mechanistic`` → ``sandbox`` → ``agent``; ``mechanistic`` → ``sgnn``; ``evals`` above
-those; ``workbench`` on top. An import inside a function counts too: a lazy import that
+those; ``workbench`` and the ``mmw`` Python API on top; the ``benchmarks`` scripts use
+everything below ``workbench``. An import inside a function counts too: a lazy import that
 points up is still an arrow that points up (``evals/report.py`` once imported
 ``workbench.review.render`` that way).
 """
@@ -14,13 +15,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ("mechanistic", "sandbox", "agent", "sgnn", "evals", "workbench")
+OURS = ("mechanistic", "sandbox", "agent", "sgnn", "evals", "workbench", "mmw", "benchmarks")
 MAY_IMPORT = {
     "mechanistic": set(),
     "sandbox": {"mechanistic"},
     "agent": {"mechanistic", "sandbox"},
     "sgnn": {"mechanistic"},
     "evals": {"mechanistic", "sandbox", "agent", "sgnn"},
+    "benchmarks": {"mechanistic", "sandbox", "agent", "sgnn", "evals"},
 }
 
 
