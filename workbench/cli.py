@@ -380,65 +380,27 @@ def example(
                   f"table {report.fit.files['table'].name}", markup=False)
 
 
-# --------------------------------------------------------------------------- sandbox
-def _register_sandbox_commands() -> None:
-    """Add ``mmw sandbox ...`` and ``mmw check``."""
-    from workbench.commands_sandbox import register
+# --------------------------------------------------------------------- command groups
+def _register_groups() -> None:
+    """Add each command group's commands (``workbench/commands_<area>.py``, whose
+    ``register(app)`` attaches its module-level functions), in the order ``mmw --help``
+    lists them. The groups import this module's helpers when a command runs, so they are
+    imported here, once those helpers exist."""
+    from workbench import (
+        commands_agent,
+        commands_bench,
+        commands_export,
+        commands_review,
+        commands_sandbox,
+        commands_sgnn,
+    )
 
-    register(app)
-
-
-_register_sandbox_commands()
-
-
-def _register_agent_commands() -> None:
-    """Add ``mmw model``, ``mmw predict`` and ``mmw counterfactual``."""
-    from workbench.commands_agent import register
-
-    register(app)
-
-
-_register_agent_commands()
-
-
-def _register_review_commands() -> None:
-    """Add ``mmw review`` (HTML report and local review app)."""
-    from workbench.commands_review import register
-
-    register(app)
+    for group in (commands_sandbox, commands_agent, commands_review, commands_sgnn,
+                  commands_bench, commands_export):
+        group.register(app)
 
 
-_register_review_commands()
-
-
-def _register_sgnn_commands() -> None:
-    """Add ``mmw sgnn train|predict|attribute``."""
-    from workbench.commands_sgnn import register
-
-    register(app)
-
-
-_register_sgnn_commands()
-
-
-def _register_bench_commands() -> None:
-    """Add ``mmw bench list|run|report``."""
-    from workbench.commands_bench import register
-
-    register(app)
-
-
-_register_bench_commands()
-
-
-def _register_export_commands() -> None:
-    """Add ``mmw export`` (SBML, Antimony, PEtab)."""
-    from workbench.commands_export import register
-
-    register(app)
-
-
-_register_export_commands()
+_register_groups()
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience
