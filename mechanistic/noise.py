@@ -18,7 +18,7 @@ sandbox) never loads it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -99,6 +99,14 @@ class Noise:
         """(distribution, transform of the measurement or None, its arguments), for review."""
         raise NotImplementedError
 
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None] | None:
+        """This noise as PEtab v1's normal noise (``mechanistic/formats/petab_out.py``):
+        ``(noiseFormula, observableTransformation, a note or None)`` for a prediction
+        written ``f``, with ``formula`` writing an argument in the problem's ids. ``None``:
+        PEtab v1 has no form for it (the export refuses the model, saying so)."""
+        return None
+
 
 def _normal_log_density(z: Tensor, sd: Tensor) -> Tensor:
     import torch
@@ -144,6 +152,10 @@ class Gaussian(Noise):
     def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
         return "Normal", None, [f, self.sigma]
 
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None]:
+        return formula(self.sigma), "lin", None
+
 
 @dataclass(frozen=True)
 class LogNormalNoise(Noise):
@@ -185,6 +197,10 @@ class LogNormalNoise(Noise):
     def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
         return "Normal", "log", [sp.log(f, evaluate=False), self.sigma]
 
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None]:
+        return formula(self.sigma), "log", None
+
 
 @dataclass(frozen=True)
 class Poisson(_Counts):
@@ -211,6 +227,11 @@ class Poisson(_Counts):
 
     def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
         return "Poisson", None, [f]
+
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None]:
+        return (f"sqrt({f})", "lin", "Poisson noise written as normal with variance f "
+                "(PEtab v1 has no count distributions)")
 
 
 @dataclass(frozen=True)
@@ -249,6 +270,12 @@ class NegBinomial(_Counts):
     def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
         return "NegBinomial", None, [f, self.phi]
 
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None]:
+        return (f"sqrt({f} + {f}**2/({formula(self.phi)}))", "lin",
+                "negative binomial noise written as normal with variance f + f^2/phi "
+                "(PEtab v1 has no count distributions)")
+
 
 @dataclass(frozen=True)
 class PropAdd(Noise):
@@ -282,6 +309,11 @@ class PropAdd(Noise):
 
     def distribution(self, f: sp.Expr) -> tuple[str, str | None, list[sp.Expr]]:
         return "Normal", None, [f, sp.sqrt(self.a**2 + (self.b * f) ** 2)]
+
+    def petab(self, f: str, formula: Callable[[sp.Expr], str]
+              ) -> tuple[str, str, str | None]:
+        return (f"sqrt(({formula(self.a)})**2 + (({formula(self.b)})*{f})**2)", "lin",
+                None)
 
 
 NOISE_KINDS: dict[str, type[Noise]] = {

@@ -11,11 +11,12 @@ What maps:
   bounds (log-uniform priors on ``log10`` scale), fixed ones ``estimate=0``; the prior is
   the objective prior (``uniform``, ``parameterScaleUniform``, ``normal``,
   ``logNormal``; a half-normal is ``normal`` on ``[0, inf)``); the nominal value is the fit.
-* **noise.** Gaussian is ``normal``; LogNormalNoise is ``normal`` on the ``log``
-  transformed observable; PropAdd is ``normal`` with ``sqrt(a^2 + (b*f)^2)``. PEtab v1 has
-  no count distributions: Poisson and NegBinomial are written as ``normal`` with their
-  variance (``f``, ``f + f^2/phi``), and :attr:`PetabExport.notes` says so; the SBML
-  annotation keeps the exact noise.
+* **noise.** What each kind's :meth:`mechanistic.noise.Noise.petab` says: Gaussian is
+  ``normal``; LogNormalNoise is ``normal`` on the ``log`` transformed observable; PropAdd
+  is ``normal`` with ``sqrt(a^2 + (b*f)^2)``. PEtab v1 has no count distributions:
+  Poisson and NegBinomial are written as ``normal`` with their variance (``f``,
+  ``f + f^2/phi``), and :attr:`PetabExport.notes` says so; the SBML annotation keeps the
+  exact noise. A kind with no PEtab form is refused.
 * **data.** One measurement row per observed value; ``datasetId`` is ``train`` or
   ``validation`` (after ``train_until``). One condition, ``c0``; known inputs are events in
   the SBML model (control schedules), as they are for mmw.
@@ -38,7 +39,6 @@ from mechanistic.files import write_atomic
 from mechanistic.formats.sbml_out import model_to_sbml
 from mechanistic.interventions import ControlSchedule
 from mechanistic.model import Model
-from mechanistic.noise import Gaussian, LogNormalNoise, NegBinomial, Poisson, PropAdd
 from mechanistic.priors import Fixed, HalfNormal, LogNormal, LogUniform, Normal, Prior, Uniform
 
 __all__ = ["PetabExport", "write_petab"]
@@ -149,25 +149,14 @@ def write_petab(
     for name in observed:
         obs = model.observables_[name]
         f = names[name]
-        noise, transformation = obs.noise, "lin"
-        if isinstance(noise, Gaussian):
-            formula = _formula(noise.sd, names)
-        elif isinstance(noise, LogNormalNoise):
-            formula, transformation = _formula(noise.sigma, names), "log"
-        elif isinstance(noise, PropAdd):
-            formula = (f"sqrt(({_formula(noise.a, names)})**2 + "
-                       f"(({_formula(noise.b, names)})*{f})**2)")
-        elif isinstance(noise, Poisson):
-            formula = f"sqrt({f})"
-            notes.append(f"{name}: Poisson noise written as normal with variance f "
-                         "(PEtab v1 has no count distributions)")
-        elif isinstance(noise, NegBinomial):
-            formula = f"sqrt({f} + {f}**2/({_formula(noise.phi, names)}))"
-            notes.append(f"{name}: negative binomial noise written as normal with variance "
-                         "f + f^2/phi (PEtab v1 has no count distributions)")
-        else:
+        noise = obs.noise
+        form = noise.petab(f, lambda expr: _formula(expr, names))
+        if form is None:
             raise ModelError(f"PEtab export: observable {name!r} has noise {noise.kind!r}, "
                              "which has no PEtab form")
+        formula, transformation, note = form
+        if note is not None:
+            notes.append(f"{name}: {note}")
         observables.append({"observableId": obs_ids[name], "observableName": name,
                             "observableFormula": f, "observableTransformation": transformation,
                             "noiseFormula": formula, "noiseDistribution": "normal"})

@@ -109,3 +109,49 @@ def test_petab_needs_a_run_folder(tmp_path):
     model.write_text(lotka_volterra().model.to_json())
     result = CliRunner().invoke(app, ["export", str(model), "--petab", str(tmp_path / "p")])
     assert result.exit_code == 2 and "need a run folder" in result.output
+
+
+def test_each_noise_kind_writes_its_own_petab_form(tmp_path):
+    """The noise formula comes from the kind itself (Noise.petab): Gaussian noise is its
+    sd parameter (the export once read a field Gaussian lacks, and failed), a count kind
+    is normal with its variance and a note, and a kind without a PEtab form is one
+    ModelError naming it."""
+    import pandas as pd
+
+    from mechanistic import Gaussian, LogUniform, Model, Poisson
+    from mechanistic.data import ObservedData
+    from mechanistic.errors import ModelError
+    from mechanistic.formats.petab_out import write_petab
+
+    class Unwritable(Gaussian):
+        kind = "unwritable"
+
+        def petab(self, f, formula):
+            return None
+
+    data = ObservedData(np.arange(5.0), {"x": 100 * np.exp(-0.2 * np.arange(5.0))})
+    forms = {}
+    for label, noise in (("gaussian", lambda m: Gaussian(m.param("sd", LogUniform(0.1, 9)))),
+                         ("poisson", lambda m: Poisson()),
+                         ("none", lambda m: Unwritable(m.param("sd", LogUniform(0.1, 9))))):
+        m = Model("decay")
+        x = m.state("x")
+        k = m.param("k", LogUniform(0.01, 2.0))
+        m.flow(x, None, k * x)
+        m.init(x=100.0)
+        m.observe("x", x, noise=noise(m))
+        params = {p: m.params_[p].prior.typical for p in m.param_names}
+        try:
+            result = write_petab(tmp_path / label, m, data, params=params,
+                                 free=list(m.free_param_names))
+        except ModelError as exc:
+            forms[label] = str(exc)
+            continue
+        table = pd.read_csv(result.files["observable"], sep="\t")
+        forms[label] = (table["noiseFormula"][0], table["observableTransformation"][0],
+                        [n for n in result.notes if n.startswith("x:")])
+    assert forms["gaussian"] == ("sd", "lin", [])
+    assert forms["poisson"][0].startswith("sqrt(") and forms["poisson"][1] == "lin"
+    assert forms["poisson"][2] == ["x: Poisson noise written as normal with variance f "
+                                   "(PEtab v1 has no count distributions)"]
+    assert "noise 'unwritable'" in forms["none"] and "no PEtab form" in forms["none"]
