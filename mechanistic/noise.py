@@ -9,7 +9,8 @@ explain, and its distribution for the review. A new kind is one class, here or i
 plugin, registered with :func:`register_noise` (the built-ins are in ``NOISE_KINDS``
 from the start); the likelihood, the residuals, the samplers and the review call its
 methods and never dispatch on the type. What still names kinds, on purpose, is listed in
-``docs/architecture.md`` ("Noise kind"): the DSL's exports and the formats' exporters.
+``docs/architecture.md`` ("Noise kind"): the DSL's exports and the names ``to_source``
+reserves.
 
 torch is imported inside the methods that need it, so declaring a model (in the
 sandbox) never loads it.
