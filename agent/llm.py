@@ -313,6 +313,10 @@ class LLMProposer:
         # only form llama-cpp-python's server takes; switched once when a server refuses
         # the first.
         self.schema_flavour = "json_schema"
+        # langchain-openai sends the answer cap as ``max_completion_tokens`` (OpenAI's
+        # current name); llama.cpp's and other compatible servers read only the older
+        # ``max_tokens`` and would answer up to their window. Base-URL models send both.
+        self.cap_in_body = False
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -366,12 +370,14 @@ class LLMProposer:
             window = served_window(url, model, key)
             if window is not None:
                 settings = replace(settings, context_window=window)
+        body = {"max_tokens": settings.max_tokens} if settings.max_tokens else None
         chat = ChatOpenAI(model=model, base_url=url, api_key=key, seed=settings.seed,
-                          **settings.kwargs())
+                          extra_body=body, **settings.kwargs())
         proposer = cls(chat, name=name, log=log, max_followups=max_followups,
                        prompt_version=prompt_version, context_window=settings.context_window,
                        answer_tokens=settings.max_tokens)
         proposer.model_label = f"{model}@{url}"
+        proposer.cap_in_body = True
         return proposer
 
     # ---------------------------------------------------------------------- protocol
@@ -582,7 +588,8 @@ class LLMProposer:
         parsed here, under limits, never by the client."""
         model: Any = self.chat_model
         if cap is not None:
-            model = model.bind(max_tokens=cap)
+            model = model.bind(max_tokens=cap, **(
+                {"extra_body": {"max_tokens": cap}} if self.cap_in_body else {}))
         if response_format is None:
             return model
         if getattr(self.chat_model, "_llm_type", "") in ("openai-chat", "mmw-scripted"):

@@ -58,6 +58,8 @@ def test_propose_over_the_wire(task):
     assert body["model"] == "test-model"
     assert body.get("stream") in (None, False)
     assert "seed" not in body                 # unset settings stay unset
+    # the answer cap under both names: llama.cpp's server reads only max_tokens
+    assert body["max_tokens"] == body["max_completion_tokens"] == ChatSettings().max_tokens
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user"]
     assert all(isinstance(m["content"], str) and m["content"] for m in body["messages"])
@@ -94,6 +96,7 @@ def test_follow_up_and_repair_over_the_wire(task, monkeypatch):
     assert "The error points at line 10:\n    m.init(N=5)" in bodies[2]["messages"][1]["content"]
     assert bodies[0]["temperature"] == 0.0
     assert bodies[0]["seed"] == 7
+    assert bodies[0]["max_tokens"] == ChatSettings().max_tokens
     assert all(r["headers"]["authorization"] == "Bearer sk-from-env" for r in server.requests)
     assert proposer.usage.llm_calls == 3
     assert proposer.usage.tokens == server.prompt_tokens + server.completion_tokens
@@ -153,3 +156,19 @@ def test_stub_speaks_the_protocol():
         with urllib.request.urlopen(f"{url}/models", timeout=5) as response:
             assert json.loads(response.read())["data"][0]["id"] == "test-model"
     assert len(server.calls) == 2
+
+
+def test_a_capped_answer_is_capped_under_both_names(task):
+    """A window that leaves less room than max_tokens caps the answer; the cap goes out as
+    max_completion_tokens (langchain-openai's name) and max_tokens (llama.cpp's server
+    reads only that one and otherwise answers up to its window)."""
+    events: list[dict] = []
+    with serve_openai_stub(["no code"]) as (url, server):
+        proposer = LLMProposer.from_base_url(
+            url, "test-model", log=events.append, max_followups=0,
+            settings=ChatSettings(context_window=2200, max_tokens=8192))
+        proposer.propose(task, 1)
+    [request] = server.requests
+    cap = events[0]["answer_cap"]
+    assert cap < 8192
+    assert request["body"]["max_tokens"] == request["body"]["max_completion_tokens"] == cap
